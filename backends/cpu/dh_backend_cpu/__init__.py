@@ -1,0 +1,1 @@
+"""dh CPU backend (numpy/BLAS)."""

@@ -1,0 +1,1 @@
+"""The conformance suite a new device runs to prove itself (installed as ``dh_core.conformance``)."""

@@ -1,0 +1,79 @@
+"""Per-op hypothesis sample generators, in the spirit of PyTorch's OpInfo.
+
+Each op registers ``fn(dtype) -> SearchStrategy[Sample]`` with :func:`samples`. The
+suite draws samples, runs the op on a backend and on the numpy reference, and compares
+them within the op's tolerance for that dtype.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+DEFAULT_TOLERANCE = {  # dtype -> (rtol, atol)
+    "float16": (1e-2, 1e-3),
+    "float32": (1e-5, 1e-6),
+    "float64": (1e-10, 1e-12),
+}
+
+
+@dataclass
+class Sample:
+    """One call of an op: its inputs (None for an omitted optional one), attributes,
+    and how many outputs to ask for (None: every schema output)."""
+
+    inputs: list[np.ndarray | None]
+    attrs: dict[str, Any] = field(default_factory=dict)
+    n_outputs: int | None = None
+
+    def describe(self) -> str:
+        parts = []
+        for i, x in enumerate(self.inputs):
+            if x is None:
+                parts.append(f"input {i}: omitted")
+            else:
+                parts.append(f"input {i}: np.array({x.tolist()!r}, dtype='{x.dtype}')")
+        if self.attrs:
+            parts.append(f"attrs: {self.attrs!r}")
+        return "; ".join(parts)
+
+
+@dataclass
+class OpSamples:
+    """How to sample one op: the strategy factory, the dtypes it covers, tolerances."""
+
+    op: str
+    strategy: Callable[[str], Any]
+    dtypes: tuple[str, ...]
+    tolerance: dict[str, tuple[float, float]]
+
+    def tolerance_for(self, dtype: str) -> tuple[float, float]:
+        return self.tolerance.get(dtype, DEFAULT_TOLERANCE.get(dtype, (0.0, 0.0)))
+
+
+REGISTRY: dict[str, OpSamples] = {}
+
+
+def samples(op: str, dtypes: tuple[str, ...], tolerance: dict[str, tuple[float, float]] | None = None):
+    """Decorator registering a sample strategy factory ``fn(dtype)`` for ``op``.
+
+    ``dtypes`` are the dtypes the op is exercised with (the dtype of its main input);
+    ``tolerance`` overrides DEFAULT_TOLERANCE per dtype as ``(rtol, atol)``.
+    """
+
+    def wrap(fn):
+        if op in REGISTRY:
+            raise ValueError(f"samples for {op} are registered twice")
+        REGISTRY[op] = OpSamples(op, fn, tuple(dtypes), dict(tolerance or {}))
+        return fn
+
+    return wrap
+
+
+def all_samples() -> dict[str, OpSamples]:
+    """Every op's sample generator (imports the families on first use)."""
+    from . import families  # noqa: F401
+
+    return REGISTRY

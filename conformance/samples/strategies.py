@@ -1,0 +1,45 @@
+"""Building blocks for sample strategies: shapes and arrays with special values."""
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+
+def shapes(min_dims: int = 0, max_dims: int = 4, min_side: int = 0, max_side: int = 5):
+    """Shapes including scalars (rank 0) and zero-size dims by default."""
+    return hnp.array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=min_side, max_side=max_side)
+
+
+def broadcast_shapes(num_shapes: int = 2, min_dims: int = 0, max_dims: int = 4,
+                     min_side: int = 0, max_side: int = 5):
+    """Tuples of shapes that broadcast together."""
+    return hnp.mutually_broadcastable_shapes(
+        num_shapes=num_shapes, min_dims=min_dims, max_dims=max_dims,
+        min_side=min_side, max_side=max_side).map(lambda r: r.input_shapes)
+
+
+def elements(dtype: str, *, special: bool = True, min_value=None, max_value=None):
+    """Element values for a dtype: for floats, nan and inf too when ``special``.
+
+    Floats default to a moderate range so that sums and products stay finite."""
+    dt = np.dtype(dtype)
+    if dt.kind == "b":
+        return st.booleans()
+    if dt.kind in "iu":
+        info = np.iinfo(dt)
+        lo = info.min if min_value is None else max(info.min, min_value)
+        hi = info.max if max_value is None else min(info.max, max_value)
+        return st.integers(lo, hi)
+    lo = -100.0 if min_value is None else min_value
+    hi = 100.0 if max_value is None else max_value
+    width = 16 if dt == np.float16 else 32 if dt == np.float32 else 64
+    finite = st.floats(lo, hi, width=width, allow_nan=False, allow_infinity=False)
+    if not special:
+        return finite
+    return st.one_of(finite, st.sampled_from([np.nan, np.inf, -np.inf]))
+
+
+def arrays(dtype: str, shape, **element_kwargs):
+    """Arrays of a dtype and shape (a shape or a strategy of shapes)."""
+    return hnp.arrays(np.dtype(dtype), shape, elements=elements(dtype, **element_kwargs))

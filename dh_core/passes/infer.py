@@ -1,0 +1,48 @@
+"""Shape and type inference over a graph, node by node."""
+from __future__ import annotations
+
+from ..errors import GraphError, ShapeError
+from ..ir import Graph, Node, TensorType
+from ..ops import registry
+from ..ops.base import InferContext
+
+
+def infer_node(graph: Graph, node: Node) -> None:
+    """Infer one node's output types into ``graph.value_types`` (dtype checks included)."""
+    opdef = registry.find(node.op, node.domain)
+    if opdef is None:
+        raise GraphError(f"unknown op {node.op}", node.name)
+    types = [graph.value_types.get(n) if n else None for n in node.inputs]
+    opdef.check_dtypes(node, types)
+    constants = [graph.initializers.get(n) if n else None for n in node.inputs]
+    ctx = InferContext(node, types, opdef.full_attrs(node), constants)
+    try:
+        out_types = opdef.infer(ctx)
+    except ShapeError as exc:
+        if exc.node is None:
+            raise ShapeError(str(exc), node.name or node.op) from None
+        raise
+    except (ValueError, IndexError, KeyError, TypeError) as exc:
+        raise ShapeError(f"{node.op}: {exc}", node.name or node.op) from exc
+    for name, t in zip(node.outputs, out_types):
+        if name and t is not None:
+            graph.value_types[name] = t
+
+
+def infer_types(graph: Graph) -> Graph:
+    """Infer every node's output types in place; returns the graph."""
+    for node in graph.nodes:
+        infer_node(graph, node)
+    for v in graph.outputs:
+        if v.name in graph.value_types:
+            v.type = graph.value_types[v.name]
+    return graph
+
+
+def merge_type(declared: TensorType | None, inferred: TensorType | None) -> TensorType | None:
+    """The more specific of a declared and an inferred type."""
+    if declared is None:
+        return inferred
+    if inferred is None or declared.shape is not None:
+        return declared
+    return inferred

@@ -1,0 +1,44 @@
+"""Shared helpers of the benchmark scripts: timing and a description of the machine."""
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+
+
+def median_seconds(fn: Callable[[], object], repeat: int, warmup: int = 2) -> tuple[float, float]:
+    """Median and minimum wall time of ``fn`` over ``repeat`` runs after ``warmup``."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), min(times)
+
+
+def blas_threads() -> str:
+    """numpy's BLAS library and its thread count, as threadpoolctl reports them."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        env = {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+               if k in os.environ}
+        return f"threadpoolctl not installed; thread env: {env or 'unset'}"
+    pools = [f"{p['internal_api']} {p.get('version') or ''} ({p['num_threads']} threads)".replace("  ", " ")
+             for p in threadpool_info() if p["user_api"] == "blas"]
+    return ", ".join(pools) or "no BLAS pool found"
+
+
+def machine() -> str:
+    return f"{platform.machine()} {os.cpu_count()} CPUs, Python {platform.python_version()}"
+
+
+def header(title: str) -> None:
+    import numpy
+
+    print(f"# {title}")
+    print(f"machine: {machine()}; numpy {numpy.__version__}; BLAS: {blas_threads()}")

@@ -1,0 +1,290 @@
+"""ONNX in: read a model file or ModelProto into a dh Graph in the IR's canonical form.
+
+The importer keeps the model's opset in ``Graph.opset`` (for information and for
+export) but writes every node in the canonical form, that of the newest opset: for
+now it imports opset 13 and later, moving attributes that later opsets turned into
+inputs (the axes of Reduce* before opset 18). Constant nodes become initializers.
+Every failure to read or convert raises :class:`ModelLoadError` with one line that
+names the file and the problem.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any, Union
+
+import numpy as np
+import onnx
+from onnx import AttributeProto, GraphProto, NodeProto, TensorProto, ValueInfoProto, numpy_helper
+
+from dh_core import dtypes as dt
+from dh_core.errors import ModelLoadError
+from dh_core.ir import DEFAULT_OPSET, Dim, Graph, Node, TensorType, Value
+
+MIN_OPSET = 13
+"""The oldest opset the importer converts."""
+
+REDUCE_AXES_INPUT_SINCE = 18
+REDUCE_AXES_MOVED = frozenset({
+    "ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceMax", "ReduceMean",
+    "ReduceMin", "ReduceProd", "ReduceSumSquare",
+})
+"""Reductions whose ``axes`` attribute became an input in opset 18 (ReduceSum moved in 13)."""
+
+ModelSource = Union[str, "os.PathLike[str]", onnx.ModelProto]
+
+
+def import_model(model: ModelSource) -> Graph:
+    """A Graph from a path to an ONNX file (external data is read from beside it) or
+    from an ``onnx.ModelProto``."""
+    label, proto, base_dir = _read(model)
+    try:
+        opset = _default_opset(proto)
+        if proto.functions:
+            proto = _inline_functions(proto)
+        return _Importer(proto.graph, opset, base_dir).graph(proto.graph)
+    except ModelLoadError as exc:
+        raise ModelLoadError(f"cannot load model {label}: {exc}") from None
+
+
+# -- reading -----------------------------------------------------------------------
+def _read(model: ModelSource) -> tuple[str, onnx.ModelProto, str]:
+    """(label for messages, the ModelProto, directory of external data)."""
+    if isinstance(model, onnx.ModelProto):
+        label = f"'{model.graph.name}'" if model.graph.name else "(ModelProto)"
+        _check_proto(model, label)
+        return label, model, ""
+    if not isinstance(model, (str, os.PathLike)):
+        raise ModelLoadError(f"cannot load a model from {type(model).__name__}: give a path or a ModelProto")
+    path = os.fspath(model)
+    label = f"'{path}'"
+    if not os.path.exists(path):
+        raise ModelLoadError(f"cannot load model {label}: no such file")
+    if os.path.isdir(path):
+        raise ModelLoadError(f"cannot load model {label}: it is a directory")
+    try:
+        proto = onnx.load(path)
+    except Exception as exc:  # protobuf and onnx raise many types; the user needs one line
+        raise ModelLoadError(f"cannot load model {label}: not a readable ONNX file ({_one_line(exc)})") from None
+    _check_proto(proto, label)
+    return label, proto, os.path.dirname(os.path.abspath(path))
+
+
+def _check_proto(proto: onnx.ModelProto, label: str) -> None:
+    if proto.ir_version <= 0 or not proto.HasField("graph"):
+        raise ModelLoadError(f"cannot load model {label}: not an ONNX model (no IR version or no graph)")
+
+
+def _default_opset(proto: onnx.ModelProto) -> int:
+    versions = [o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")]
+    if not versions:
+        if any(n.domain in ("", "ai.onnx") for n in proto.graph.node):
+            raise ModelLoadError("the model declares no opset for the default domain (ai.onnx)")
+        return DEFAULT_OPSET
+    opset = versions[0]
+    if opset < MIN_OPSET:
+        raise ModelLoadError(
+            f"opset {opset} is not supported yet (dh imports opset {MIN_OPSET} to {DEFAULT_OPSET}); "
+            f"convert it first with onnx.version_converter.convert_version(model, {MIN_OPSET})")
+    if opset > DEFAULT_OPSET:
+        raise ModelLoadError(f"opset {opset} is newer than the newest this dh knows ({DEFAULT_OPSET})")
+    return opset
+
+
+def _inline_functions(proto: onnx.ModelProto) -> onnx.ModelProto:
+    import onnx.inliner
+
+    try:
+        return onnx.inliner.inline_local_functions(proto)
+    except Exception as exc:  # the C++ inliner raises assorted types
+        raise ModelLoadError(f"cannot inline the model's local functions ({_one_line(exc)})") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+# -- conversion --------------------------------------------------------------------
+class _Importer:
+    """Converts one model's graphs; names stay unique across the graph and its subgraphs."""
+
+    def __init__(self, main: GraphProto, opset: int, base_dir: str):
+        self.opset = opset
+        self.base_dir = base_dir
+        self.values: set[str] = set()
+        self.explicit_names: set[str] = set()
+        for gp in _graphs(main):
+            self.values.update(t.name for t in gp.initializer)
+            self.values.update(v.name for v in gp.input)
+            for n in gp.node:
+                self.values.update(n.input)
+                self.values.update(n.output)
+                if n.name:
+                    self.explicit_names.add(n.name)
+        self.node_names: set[str] = set()
+
+    def graph(self, gp: GraphProto) -> Graph:
+        if gp.sparse_initializer:
+            raise ModelLoadError(f"graph '{gp.name}' has sparse initializers, which dh does not support")
+        inits = {t.name: self.tensor(t, "initializer") for t in gp.initializer}
+        nodes: list[Node] = []
+        for index, n in enumerate(gp.node):
+            if n.op_type == "Constant" and n.domain in ("", "ai.onnx"):
+                inits[n.output[0]] = self.constant(n)
+            else:
+                nodes.append(self.node(n, index, inits))
+        types: dict[str, TensorType] = {}
+        for vi in gp.value_info:
+            t = self.value_type(vi, required_tensor=False)
+            if t is not None:
+                types[vi.name] = t
+        inputs = [Value(v.name, self.value_type(v)) for v in gp.input if v.name not in inits]
+        outputs = [Value(v.name, self.value_type(v)) for v in gp.output]
+        return Graph(nodes, inputs, outputs, inits, gp.name or "graph", self.opset, types)
+
+    def node(self, n: NodeProto, index: int, inits: dict[str, np.ndarray]) -> Node:
+        name = self.node_name(n, index)
+        attrs = {}
+        for a in n.attribute:
+            attrs[a.name] = self.attribute(a, name)
+        domain = "" if n.domain == "ai.onnx" else n.domain
+        node = Node(n.op_type, list(n.input), list(n.output), attrs, name, domain)
+        if not domain:
+            self.normalize(node, inits)
+        return node
+
+    def node_name(self, n: NodeProto, index: int) -> str:
+        if n.name and n.name not in self.node_names:
+            self.node_names.add(n.name)
+            return n.name
+        base = n.name or f"{n.op_type}_{index}"
+        name, k = base, 0
+        while name in self.node_names or (name != n.name and name in self.explicit_names):
+            k += 1
+            name = f"{base}_{k}"
+        self.node_names.add(name)
+        return name
+
+    def fresh_value(self, base: str) -> str:
+        name, k = base, 0
+        while name in self.values:
+            k += 1
+            name = f"{base}_{k}"
+        self.values.add(name)
+        return name
+
+    def normalize(self, node: Node, inits: dict[str, np.ndarray]) -> None:
+        """Rewrite an older opset's form of the node into the canonical one."""
+        if node.op in REDUCE_AXES_MOVED and self.opset < REDUCE_AXES_INPUT_SINCE:
+            axes = node.attrs.pop("axes", None)
+            if axes is not None:
+                name = self.fresh_value(f"{node.name}_axes")
+                inits[name] = np.asarray(axes, dtype=np.int64)
+                node.inputs = [node.inputs[0], name]
+
+    def attribute(self, a: AttributeProto, node: str) -> Any:
+        kind = a.type
+        if a.ref_attr_name:
+            raise ModelLoadError(f"node '{node}': attribute '{a.name}' refers to a function attribute")
+        if kind == AttributeProto.INT:
+            return int(a.i)
+        if kind == AttributeProto.FLOAT:
+            return float(a.f)
+        if kind == AttributeProto.STRING:
+            return _text(a.s, node, a.name)
+        if kind == AttributeProto.INTS:
+            return [int(x) for x in a.ints]
+        if kind == AttributeProto.FLOATS:
+            return [float(x) for x in a.floats]
+        if kind == AttributeProto.STRINGS:
+            return [_text(s, node, a.name) for s in a.strings]
+        if kind == AttributeProto.TENSOR:
+            return self.tensor(a.t, f"node '{node}' attribute '{a.name}'")
+        if kind == AttributeProto.TENSORS:
+            return [self.tensor(t, f"node '{node}' attribute '{a.name}'") for t in a.tensors]
+        if kind == AttributeProto.GRAPH:
+            return self.graph(a.g)
+        if kind == AttributeProto.GRAPHS:
+            return [self.graph(g) for g in a.graphs]
+        kind_name = AttributeProto.AttributeType.Name(kind) if kind in AttributeProto.AttributeType.values() else kind
+        raise ModelLoadError(f"node '{node}': attribute '{a.name}' has type {kind_name}, which dh does not support")
+
+    def constant(self, n: NodeProto) -> np.ndarray:
+        """The value of a Constant node."""
+        label = f"Constant '{n.name or n.output[0]}'"
+        if len(n.attribute) != 1:
+            raise ModelLoadError(f"{label} must have exactly one value attribute")
+        a = n.attribute[0]
+        if a.name == "value":
+            return self.tensor(a.t, label)
+        if a.name == "value_float":
+            return np.asarray(a.f, dtype=np.float32)
+        if a.name == "value_floats":
+            return np.asarray(list(a.floats), dtype=np.float32)
+        if a.name == "value_int":
+            return np.asarray(a.i, dtype=np.int64)
+        if a.name == "value_ints":
+            return np.asarray(list(a.ints), dtype=np.int64)
+        raise ModelLoadError(f"{label}: attribute '{a.name}' is not supported (dh has no string or sparse tensors)")
+
+    def tensor(self, t: TensorProto, what: str) -> np.ndarray:
+        label = f"{what} '{t.name}'" if t.name else what
+        self.dtype(t.data_type, label)
+        try:
+            return np.asarray(numpy_helper.to_array(t, self.base_dir))
+        except Exception as exc:  # bad raw data, missing external file: onnx raises assorted types
+            raise ModelLoadError(f"{label}: cannot read its data ({_one_line(exc)})") from None
+
+    def dtype(self, code: int, what: str) -> str:
+        try:
+            return dt.from_onnx(code)
+        except TypeError:
+            known = TensorProto.DataType.values()
+            name = TensorProto.DataType.Name(code) if code in known else f"code {code}"
+            raise ModelLoadError(f"{what} has element type {name}, which dh does not support") from None
+
+    def value_type(self, vi: ValueInfoProto, required_tensor: bool = True) -> TensorType | None:
+        """The TensorType a ValueInfoProto declares, or None when it declares none."""
+        kind = vi.type.WhichOneof("value")
+        if kind is None:
+            return None
+        if kind != "tensor_type":
+            if not required_tensor:
+                return None
+            raise ModelLoadError(f"value '{vi.name}' is a {kind.replace('_type', '')}; dh supports tensors only")
+        tt = vi.type.tensor_type
+        if tt.elem_type == TensorProto.UNDEFINED:
+            return None
+        dtype = self.dtype(tt.elem_type, f"value '{vi.name}'")
+        if not tt.HasField("shape"):
+            return TensorType(dtype)
+        return TensorType(dtype, tuple(_dim(d) for d in tt.shape.dim))
+
+
+def _dim(d: Any) -> Dim:
+    which = d.WhichOneof("value")
+    if which == "dim_value":
+        return int(d.dim_value) if d.dim_value >= 0 else None
+    if which == "dim_param" and d.dim_param:
+        return d.dim_param
+    return None
+
+
+def _text(raw: bytes, node: str, attr: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ModelLoadError(f"node '{node}': attribute '{attr}' is not UTF-8 text") from None
+
+
+def _graphs(gp: GraphProto) -> Iterator[GraphProto]:
+    """A graph and every subgraph inside it."""
+    yield gp
+    for n in gp.node:
+        for a in n.attribute:
+            if a.type == AttributeProto.GRAPH:
+                yield from _graphs(a.g)
+            elif a.type == AttributeProto.GRAPHS:
+                for g in a.graphs:
+                    yield from _graphs(g)

@@ -105,11 +105,8 @@ def assign(graph: Graph, backends: Sequence[Any], cpu: Any | None, fallback: str
             continue
         chosen = next((b for b in backends if b.supports(node, types)), None)
         if chosen is None:
-            opdef = registry.find(node.op, node.domain)
-            if opdef is not None and opdef.composite:
-                parts = decompose_node(graph, node, taken)
-                for part in parts:
-                    infer_node(graph, part)
+            parts = _decomposition_placeable(graph, node, backends, taken)
+            if parts is not None:
                 queue[:0] = parts
                 continue
             chosen = _fallback(node, types, backends, cpu, fallback)
@@ -117,6 +114,33 @@ def assign(graph: Graph, backends: Sequence[Any], cpu: Any | None, fallback: str
         placed.append((node, chosen))
     graph.nodes = [n for n, _ in placed]
     return placed, fallbacks
+
+
+def _decomposition_placeable(graph: Graph, node: Node, backends, taken: set[str]) -> list[Node] | None:
+    """The decomposition of a composite when the listed backends can run all of it
+    (decomposing nested composites too); None otherwise, leaving the graph unchanged."""
+    opdef = registry.find(node.op, node.domain)
+    if opdef is None or not opdef.composite or not backends:
+        return None
+    trial = graph.copy()
+    trial_taken = set(taken)
+    pending = decompose_node(trial, node, trial_taken)
+    done: list[Node] = []
+    while pending:
+        part = pending.pop(0)
+        infer_node(trial, part)
+        types = [trial.value_types.get(n) if n else None for n in part.inputs]
+        if any(b.supports(part, types) for b in backends):
+            done.append(part)
+            continue
+        part_def = registry.find(part.op, part.domain)
+        if part_def is None or not part_def.composite:
+            return None
+        pending[:0] = decompose_node(trial, part, trial_taken)
+    graph.initializers.update(trial.initializers)
+    graph.value_types.update(trial.value_types)
+    taken.update(trial_taken)
+    return done
 
 
 def _is_host_computation(node: Node, host_values: set[str], graph: Graph) -> bool:

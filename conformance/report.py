@@ -128,14 +128,16 @@ class Report:
         from rich.text import Text
 
         dtypes = self.dtypes
-        matrix = Table(title=f"dh conformance: {self.backend} ({self.mode})", caption=LEGEND)
+        matrix = Table()
         matrix.add_column("op", style="bold")
         for d in dtypes:
             matrix.add_column(SHORT.get(d, d), justify="center")
         for op, row in sorted(self.ops.items()):
             matrix.add_row(op, *[Text(SYMBOLS[row[d]], style=STYLES[row[d]]) if d in row else ""
                                  for d in dtypes])
+        yield Text(f"dh conformance: {self.backend} ({self.mode} mode)", style="bold")
         yield matrix
+        yield Text(LEGEND, style="dim")
         for f in self.failures:
             yield Text(f"\nFAIL {f.op} {f.dtype}", style="bold red")
             yield Text(f.message)

@@ -66,7 +66,7 @@ class Mode:
         return QUICK_EXAMPLES if self.quick else THOROUGH_EXAMPLES
 
     @classmethod
-    def make(cls, quick: bool = True, max_examples: int | None = None, seed: int | None = None) -> "Mode":
+    def make(cls, quick: bool = True, max_examples: int | None = None, seed: int | None = None) -> Mode:
         """A mode; thorough mode without a seed draws one, so that a failure can be replayed."""
         if seed is None and not quick:
             seed = random.SystemRandom().randrange(2**32)

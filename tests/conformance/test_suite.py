@@ -288,3 +288,10 @@ def test_pytest_runs_the_suite_on_cpu():
     assert done.returncode == 0, done.stdout + done.stderr
     assert "2 passed, 1 skipped" in done.stdout
     assert "one device (cpu): no transfers to check" in done.stdout
+
+
+def test_the_plugin_imports_no_hypothesis():
+    code = ("import sys, dh_core.conformance.pytest_plugin; "
+            "assert 'hypothesis' not in sys.modules, 'hypothesis was imported'")
+    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr

@@ -17,7 +17,13 @@ def reference_kernel(node: Node, types: Sequence[TensorType | None]):
     ref = opdef.reference
     asarray = np.asarray
     if returns_tuple(node):
-        return lambda *xs: tuple(asarray(r) for r in ref(*xs, **attrs))
+        def multi(*xs):
+            result = ref(*xs, **attrs)
+            if not isinstance(result, tuple):  # only the first output was computed
+                return (asarray(result),)
+            return tuple(asarray(r) for r in result)
+
+        return multi
     if attrs:
         return lambda *xs: asarray(ref(*xs, **attrs))
     return lambda *xs: asarray(ref(*xs))

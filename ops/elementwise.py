@@ -1,17 +1,63 @@
-"""Elementwise ops: arithmetic, math functions, activations, comparison, logic, casts."""
+"""Elementwise ops: arithmetic, math functions, activations, comparison, logic, casts.
+
+References follow ONNX exactly: results keep the input dtype (numpy's promotions are
+undone), integer arithmetic wraps, float attributes are 32-bit as in an ONNX model.
+Composites decompose into core ops, following ONNX's function bodies where it has them.
+"""
 from __future__ import annotations
+
+import functools
+import math
 
 import numpy as np
 
 from dh_core import dtypes as dt
 from dh_core.ir import TensorType
 
-from .base import Attr, InferContext, OpDef, Param
+from .base import Attr, Decomposer, InferContext, OpDef, Param
 from .registry import register
 from .shapes import broadcast
 
+_ERF = np.vectorize(math.erf, otypes=[np.float64])
 
-class Unary(OpDef):
+
+def attr_const(value: float, x: np.ndarray) -> np.ndarray:
+    """A float attribute as ONNX stores it (float32), in the dtype of ``x``."""
+    return np.asarray(np.float32(value), dtype=x.dtype)
+
+
+def trunc_divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Integer division rounding toward zero (C semantics), exact for every int dtype."""
+    return (a - np.fmod(a, b)) // b
+
+
+def erf(x: np.ndarray) -> np.ndarray:
+    """The error function, computed in float64 and rounded to the dtype of ``x``."""
+    return _ERF(x.astype(np.float64)).astype(x.dtype)
+
+
+def _array_reference(fn):
+    """Wrap a reference: numpy's floating-point warnings off (nan, inf and wrap-around
+    are the semantics here) and an array result, never a numpy scalar."""
+
+    @functools.wraps(fn)
+    def reference(self, *inputs, **attrs):
+        with np.errstate(all="ignore"):
+            return np.asarray(fn(self, *inputs, **attrs))
+
+    return reference
+
+
+class Elementwise(OpDef):
+    """Base of this family; every subclass's ``reference`` is wrapped by _array_reference."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "reference" in cls.__dict__:
+            cls.reference = _array_reference(cls.__dict__["reference"])
+
+
+class Unary(Elementwise):
     """One input, one output of the same type and shape."""
 
     inputs = (Param("X", "T"),)
@@ -22,7 +68,14 @@ class Unary(OpDef):
         return [ctx.types[0]]
 
 
-class Binary(OpDef):
+class UnaryIO(Unary):
+    """A unary op whose ONNX schema names its tensors ``input`` and ``output``."""
+
+    inputs = (Param("input", "T"),)
+    outputs = (Param("output", "T"),)
+
+
+class Binary(Elementwise):
     """Two broadcasting inputs of one type."""
 
     inputs = (Param("A", "T"), Param("B", "T"))
@@ -30,11 +83,44 @@ class Binary(OpDef):
     constraints = {"T": dt.NUMERIC}
 
     def infer(self, ctx: InferContext):
-        shape = broadcast(ctx.shape(0), ctx.shape(1), node=ctx.node.name)
+        shape = broadcast(*(ctx.shape(i) for i in range(len(ctx.types))), node=ctx.node.name)
         (dtype,) = self.output_dtypes(ctx)
         return [TensorType(dtype, shape) if dtype else None]
 
 
+class Compare(Binary):
+    """A broadcasting comparison with a bool result."""
+
+    outputs = (Param("C", "T1"),)
+    constraints = {"T": dt.NUMERIC, "T1": ("bool",)}
+
+
+class Logical(Binary):
+    """A broadcasting boolean connective."""
+
+    outputs = (Param("C", "T1"),)
+    constraints = {"T": ("bool",), "T1": ("bool",)}
+
+
+class Variadic(Binary):
+    """One or more broadcasting inputs folded left to right with ``ufunc``."""
+
+    inputs = (Param("data_0", "T", variadic=True),)
+    ufunc: np.ufunc
+
+    def reference(self, *xs):
+        return functools.reduce(self.ufunc, xs[1:], xs[0].copy())
+
+
+def emit_sum(d: Decomposer, names: list[str], outputs: list[str] | int = 1) -> str:
+    """Emit the sum of ``names`` as a chain of Adds (Identity for a single name)."""
+    *rest, last = names
+    if not rest:
+        return d.op("Identity", last, outputs=outputs)
+    return d.op("Add", emit_sum(d, rest) if len(rest) > 1 else rest[0], last, outputs=outputs)
+
+
+# -- arithmetic ----------------------------------------------------------------
 @register
 class Add(Binary):
     name = "Add"
@@ -44,13 +130,177 @@ class Add(Binary):
 
 
 @register
-class Exp(Unary):
+class Sub(Binary):
+    name = "Sub"
+
+    def reference(self, a, b):
+        return np.subtract(a, b)
+
+
+@register
+class Mul(Binary):
+    name = "Mul"
+
+    def reference(self, a, b):
+        return np.multiply(a, b)
+
+
+@register
+class Div(Binary):
+    """Integer division truncates toward zero; a zero integer divisor is undefined."""
+
+    name = "Div"
+
+    def reference(self, a, b):
+        if a.dtype.kind in "iu":
+            return trunc_divide(a, b)
+        return np.divide(a, b)
+
+
+@register
+class Pow(Binary):
+    """``X ** Y`` with the result in the dtype of X. Integer powers wrap on overflow;
+    an integer base to a negative integer power is ``trunc(x ** y)``; a float
+    exponent of an integer base is evaluated in float64 and truncated."""
+
+    name = "Pow"
+    inputs = (Param("X", "T"), Param("Y", "T1"))
+    outputs = (Param("Z", "T"),)
+    constraints = {"T": ("int32", "int64") + dt.FLOATS, "T1": dt.NUMERIC}
+
+    def reference(self, x, y):
+        if x.dtype.kind == "i" and y.dtype.kind in "iu":
+            e = y.astype(np.int64)
+            z = np.power(x.astype(np.int64), np.abs(e))
+            z = np.where((e < 0) & (np.abs(x) != 1), 0, z)
+        else:
+            z = np.power(x.astype(np.float64), y.astype(np.float64))
+        return np.asarray(z).astype(x.dtype)
+
+
+@register
+class Neg(Unary):
+    name = "Neg"
+    constraints = {"T": dt.SIGNED_NUMERIC}
+
+    def reference(self, x):
+        return np.negative(x)
+
+
+@register
+class Abs(Unary):
+    name = "Abs"
+    constraints = {"T": dt.NUMERIC}
+
+    def reference(self, x):
+        return np.abs(x)
+
+
+@register
+class Reciprocal(Unary):
+    name = "Reciprocal"
+    composite = True
+
+    def reference(self, x):
+        return np.divide(np.ones((), x.dtype), x)
+
+    def decompose(self, d):
+        d.op("Div", d.const(1, d.dtype()), d.inputs[0], outputs=d.outputs)
+
+
+@register
+class Sign(UnaryIO):
+    name = "Sign"
+    constraints = {"T": dt.NUMERIC}
+
+    def reference(self, x):
+        return np.sign(x)
+
+
+# -- math functions ------------------------------------------------------------
+@register
+class Exp(UnaryIO):
     name = "Exp"
 
     def reference(self, x):
         return np.exp(x)
 
 
+@register
+class Log(UnaryIO):
+    name = "Log"
+
+    def reference(self, x):
+        return np.log(x)
+
+
+@register
+class Sqrt(Unary):
+    name = "Sqrt"
+
+    def reference(self, x):
+        return np.sqrt(x)
+
+
+@register
+class Sin(UnaryIO):
+    name = "Sin"
+
+    def reference(self, x):
+        return np.sin(x)
+
+
+@register
+class Cos(UnaryIO):
+    name = "Cos"
+
+    def reference(self, x):
+        return np.cos(x)
+
+
+@register
+class Tanh(UnaryIO):
+    name = "Tanh"
+
+    def reference(self, x):
+        return np.tanh(x)
+
+
+@register
+class Erf(UnaryIO):
+    name = "Erf"
+
+    def reference(self, x):
+        return erf(x)
+
+
+@register
+class Floor(Unary):
+    name = "Floor"
+
+    def reference(self, x):
+        return np.floor(x)
+
+
+@register
+class Ceil(Unary):
+    name = "Ceil"
+
+    def reference(self, x):
+        return np.ceil(x)
+
+
+@register
+class Round(Unary):
+    """Rounds half to even."""
+
+    name = "Round"
+
+    def reference(self, x):
+        return np.round(x)
+
+
+# -- activations ---------------------------------------------------------------
 @register
 class Relu(Unary):
     name = "Relu"
@@ -66,7 +316,373 @@ class Relu(Unary):
 
 
 @register
-class Cast(OpDef):
+class Sigmoid(Unary):
+    name = "Sigmoid"
+    composite = True
+
+    def reference(self, x):
+        one = np.ones((), x.dtype)
+        e = np.exp(-np.abs(x))
+        return np.where(x >= 0, one / (one + e), e / (one + e)).astype(x.dtype)
+
+    def decompose(self, d):
+        one = d.const(1, d.dtype())
+        e = d.op("Exp", d.op("Neg", d.inputs[0]))
+        d.op("Div", one, d.op("Add", one, e), outputs=d.outputs)
+
+
+@register
+class LeakyRelu(Unary):
+    name = "LeakyRelu"
+    attrs = {"alpha": Attr("float", 0.01)}
+    composite = True
+
+    def reference(self, x, *, alpha):
+        return np.where(x < 0, attr_const(alpha, x) * x, x).astype(x.dtype)
+
+    def decompose(self, d):
+        x, dtype = d.inputs[0], d.dtype()
+        neg = d.op("Less", x, d.const(0, dtype))
+        scaled = d.op("Mul", x, d.const(np.float32(d.attrs["alpha"]), dtype))
+        d.op("Where", neg, scaled, x, outputs=d.outputs)
+
+
+@register
+class Elu(Unary):
+    name = "Elu"
+    attrs = {"alpha": Attr("float", 1.0)}
+    composite = True
+
+    def reference(self, x, *, alpha):
+        return np.where(x < 0, attr_const(alpha, x) * np.expm1(x), x).astype(x.dtype)
+
+    def decompose(self, d):
+        x, dtype = d.inputs[0], d.dtype()
+        neg = d.op("Less", x, d.const(0, dtype))
+        em1 = d.op("Sub", d.op("Exp", x), d.const(1, dtype))
+        scaled = d.op("Mul", em1, d.const(np.float32(d.attrs["alpha"]), dtype))
+        d.op("Where", neg, scaled, x, outputs=d.outputs)
+
+
+@register
+class Selu(Unary):
+    name = "Selu"
+    attrs = {"alpha": Attr("float", 1.67326319217681884765625),
+             "gamma": Attr("float", 1.05070102214813232421875)}
+    composite = True
+
+    def reference(self, x, *, alpha, gamma):
+        a, g = attr_const(alpha, x), attr_const(gamma, x)
+        return np.where(x < 0, g * (a * np.exp(x) - a), g * x).astype(x.dtype)
+
+    def decompose(self, d):
+        x, dtype = d.inputs[0], d.dtype()
+        alpha = d.const(np.float32(d.attrs["alpha"]), dtype)
+        gamma = d.const(np.float32(d.attrs["gamma"]), dtype)
+        neg = d.op("Less", x, d.const(0, dtype))
+        low = d.op("Mul", gamma, d.op("Sub", d.op("Mul", alpha, d.op("Exp", x)), alpha))
+        d.op("Where", neg, low, d.op("Mul", gamma, x), outputs=d.outputs)
+
+
+_SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
+
+
+@register
+class Gelu(Unary):
+    """``approximate="none"`` uses erf, ``"tanh"`` the tanh approximation."""
+
+    name = "Gelu"
+    attrs = {"approximate": Attr("string", "none")}
+    composite = True
+
+    def reference(self, x, *, approximate):
+        x64 = x.astype(np.float64)
+        if approximate == "tanh":
+            phi = 1 + np.tanh(_SQRT_2_OVER_PI * (x64 + 0.044715 * x64 ** 3))
+        else:
+            phi = 1 + _ERF(x64 / math.sqrt(2))
+        return (0.5 * x64 * phi).astype(x.dtype)
+
+    def decompose(self, d):
+        x, dtype = d.inputs[0], d.dtype()
+        if d.attrs["approximate"] == "tanh":
+            cube = d.op("Mul", d.op("Mul", x, x), x)
+            inner = d.op("Add", x, d.op("Mul", cube, d.const(0.044715, dtype)))
+            t = d.op("Tanh", d.op("Mul", inner, d.const(_SQRT_2_OVER_PI, dtype)))
+        else:
+            t = d.op("Erf", d.op("Mul", x, d.const(1 / math.sqrt(2), dtype)))
+        phi = d.op("Add", t, d.const(1, dtype))
+        d.op("Mul", d.op("Mul", x, d.const(0.5, dtype)), phi, outputs=d.outputs)
+
+
+def hard_sigmoid(x: np.ndarray, alpha: float, beta: float) -> np.ndarray:
+    """``max(0, min(1, alpha * x + beta))`` in the dtype of x (nan propagates)."""
+    y = attr_const(alpha, x) * x + attr_const(beta, x)
+    return np.maximum(np.zeros((), x.dtype), np.minimum(np.ones((), x.dtype), y))
+
+
+def emit_hard_sigmoid(d: Decomposer, x: str, alpha: float, beta: float,
+                      outputs: list[str] | int = 1) -> str:
+    """Emit ``Max(Min(x * alpha + beta, 1), 0)`` as ONNX's function body does."""
+    dtype = d.dtype()
+    y = d.op("Add", d.op("Mul", x, d.const(np.float32(alpha), dtype)), d.const(np.float32(beta), dtype))
+    return d.op("Max", d.op("Min", y, d.const(1, dtype)), d.const(0, dtype), outputs=outputs)
+
+
+@register
+class HardSigmoid(Unary):
+    name = "HardSigmoid"
+    attrs = {"alpha": Attr("float", 0.2), "beta": Attr("float", 0.5)}
+    composite = True
+
+    def reference(self, x, *, alpha, beta):
+        return hard_sigmoid(x, alpha, beta)
+
+    def decompose(self, d):
+        emit_hard_sigmoid(d, d.inputs[0], d.attrs["alpha"], d.attrs["beta"], d.outputs)
+
+
+@register
+class HardSwish(Unary):
+    """``x * HardSigmoid(x, alpha=1/6, beta=0.5)``."""
+
+    name = "HardSwish"
+    composite = True
+
+    def reference(self, x):
+        return x * hard_sigmoid(x, 1 / 6, 0.5)
+
+    def decompose(self, d):
+        x = d.inputs[0]
+        d.op("Mul", x, emit_hard_sigmoid(d, x, 1 / 6, 0.5), outputs=d.outputs)
+
+
+@register
+class Softplus(Unary):
+    """``log(1 + exp(x))``, evaluated stably as ``max(x, 0) + log(1 + exp(-|x|))``."""
+
+    name = "Softplus"
+    composite = True
+
+    def reference(self, x):
+        return (np.maximum(x, np.zeros((), x.dtype)) + np.log1p(np.exp(-np.abs(x)))).astype(x.dtype)
+
+    def decompose(self, d):
+        x, dtype = d.inputs[0], d.dtype()
+        tail = d.op("Exp", d.op("Neg", d.op("Abs", x)))
+        log1p = d.op("Log", d.op("Add", tail, d.const(1, dtype)))
+        d.op("Add", d.op("Max", x, d.const(0, dtype)), log1p, outputs=d.outputs)
+
+
+@register
+class Clip(Elementwise):
+    """Clamp to the optional scalar bounds; with ``min > max`` every value becomes max."""
+
+    name = "Clip"
+    inputs = (Param("input", "T"), Param("min", "T", optional=True), Param("max", "T", optional=True))
+    outputs = (Param("output", "T"),)
+    constraints = {"T": dt.NUMERIC}
+    composite = True
+
+    def infer(self, ctx: InferContext):
+        return [ctx.types[0]]
+
+    def reference(self, x, lo=None, hi=None):
+        y = x if lo is None else np.maximum(x, lo)
+        return y if hi is None else np.minimum(y, hi)
+
+    def decompose(self, d):
+        bounds = list(zip(("Max", "Min"), d.inputs[1:]))
+        steps = [(op, bound) for op, bound in bounds if bound]
+        if not steps:
+            d.op("Identity", d.inputs[0], outputs=d.outputs)
+        y = d.inputs[0]
+        for i, (op, bound) in enumerate(steps):
+            y = d.op(op, y, bound, outputs=d.outputs if i == len(steps) - 1 else 1)
+
+
+# -- variadic ------------------------------------------------------------------
+@register
+class Min(Variadic):
+    """Elementwise minimum; nan wins."""
+
+    name = "Min"
+    outputs = (Param("min", "T"),)
+    ufunc = np.minimum
+
+
+@register
+class Max(Variadic):
+    """Elementwise maximum; nan wins."""
+
+    name = "Max"
+    outputs = (Param("max", "T"),)
+    ufunc = np.maximum
+
+
+@register
+class Sum(Variadic):
+    name = "Sum"
+    outputs = (Param("sum", "T"),)
+    constraints = {"T": dt.FLOATS}
+    ufunc = np.add
+    composite = True
+
+    def decompose(self, d):
+        emit_sum(d, d.inputs, d.outputs)
+
+
+@register
+class Mean(Variadic):
+    """The sum, in the input dtype, divided by the number of inputs."""
+
+    name = "Mean"
+    outputs = (Param("mean", "T"),)
+    constraints = {"T": dt.FLOATS}
+    ufunc = np.add
+    composite = True
+
+    def reference(self, *xs):
+        return np.divide(super().reference(*xs), np.asarray(len(xs), xs[0].dtype))
+
+    def decompose(self, d):
+        total = d.inputs[0] if len(d.inputs) == 1 else emit_sum(d, d.inputs)
+        d.op("Div", total, d.const(len(d.inputs), d.dtype()), outputs=d.outputs)
+
+
+# -- comparison and logic ------------------------------------------------------
+@register
+class Equal(Compare):
+    name = "Equal"
+    constraints = {"T": dt.ALL, "T1": ("bool",)}
+
+    def reference(self, a, b):
+        return np.equal(a, b)
+
+
+@register
+class Less(Compare):
+    name = "Less"
+
+    def reference(self, a, b):
+        return np.less(a, b)
+
+
+@register
+class Greater(Compare):
+    name = "Greater"
+
+    def reference(self, a, b):
+        return np.greater(a, b)
+
+
+@register
+class LessOrEqual(Compare):
+    """``Less or Equal``: false when either side is nan."""
+
+    name = "LessOrEqual"
+    composite = True
+
+    def reference(self, a, b):
+        return np.less_equal(a, b)
+
+    def decompose(self, d):
+        a, b = d.inputs
+        d.op("Or", d.op("Less", a, b), d.op("Equal", a, b), outputs=d.outputs)
+
+
+@register
+class GreaterOrEqual(Compare):
+    name = "GreaterOrEqual"
+    composite = True
+
+    def reference(self, a, b):
+        return np.greater_equal(a, b)
+
+    def decompose(self, d):
+        a, b = d.inputs
+        d.op("Or", d.op("Greater", a, b), d.op("Equal", a, b), outputs=d.outputs)
+
+
+@register
+class Not(Unary):
+    name = "Not"
+    constraints = {"T": ("bool",)}
+
+    def reference(self, x):
+        return np.logical_not(x)
+
+
+@register
+class And(Logical):
+    name = "And"
+
+    def reference(self, a, b):
+        return np.logical_and(a, b)
+
+
+@register
+class Or(Logical):
+    name = "Or"
+
+    def reference(self, a, b):
+        return np.logical_or(a, b)
+
+
+@register
+class Where(Binary):
+    name = "Where"
+    inputs = (Param("condition", "B"), Param("X", "T"), Param("Y", "T"))
+    outputs = (Param("output", "T"),)
+    constraints = {"B": ("bool",), "T": dt.ALL}
+
+    def reference(self, condition, x, y):
+        return np.where(condition, x, y)
+
+
+@register
+class IsNaN(Elementwise):
+    name = "IsNaN"
+    inputs = (Param("X", "T1"),)
+    outputs = (Param("Y", "T2"),)
+    constraints = {"T1": dt.FLOATS, "T2": ("bool",)}
+
+    def infer(self, ctx: InferContext):
+        return [TensorType("bool", ctx.shape(0))]
+
+    def reference(self, x):
+        return np.isnan(x)
+
+
+@register
+class IsInf(IsNaN):
+    name = "IsInf"
+    attrs = {"detect_negative": Attr("int", 1), "detect_positive": Attr("int", 1)}
+    composite = True
+
+    def reference(self, x, *, detect_negative, detect_positive):
+        pos = np.isposinf(x) if detect_positive else np.zeros(x.shape, bool)
+        neg = np.isneginf(x) if detect_negative else np.zeros(x.shape, bool)
+        return pos | neg
+
+    def decompose(self, d):
+        x, dtype = d.inputs[0], d.dtype()
+        pos, neg = d.attrs["detect_positive"], d.attrs["detect_negative"]
+        if pos and neg:
+            d.op("Equal", d.op("Abs", x), d.const(np.inf, dtype), outputs=d.outputs)
+        elif pos or neg:
+            d.op("Equal", x, d.const(np.inf if pos else -np.inf, dtype), outputs=d.outputs)
+        else:  # x < x is false everywhere, nan included
+            d.op("Less", x, x, outputs=d.outputs)
+
+
+# -- casts and identity --------------------------------------------------------
+@register
+class Cast(Elementwise):
+    """Cast to the dtype with ONNX code ``to``. Float to int truncates toward zero (nan,
+    inf and out-of-range values are undefined); int narrowing wraps; nonzero is true.
+    ``saturate`` and ``round_mode`` only concern float8/float4 targets."""
+
     name = "Cast"
     inputs = (Param("input", "T1"),)
     outputs = (Param("output", "T2"),)
@@ -79,3 +695,37 @@ class Cast(OpDef):
     def reference(self, x, *, to, saturate, round_mode):
         return x.astype(dt.from_onnx(to))
 
+
+@register
+class CastLike(Elementwise):
+    name = "CastLike"
+    inputs = (Param("input", "T1"), Param("target_type", "T2"))
+    outputs = (Param("output", "T2"),)
+    attrs = {"saturate": Attr("int", 1), "round_mode": Attr("string", "up")}
+    constraints = {"T1": dt.ALL, "T2": dt.ALL}
+    composite = True
+
+    def infer(self, ctx: InferContext):
+        dtype = ctx.dtype(1)
+        return [None if dtype is None else TensorType(dtype, ctx.shape(0))]
+
+    def reference(self, x, target, *, saturate, round_mode):
+        return x.astype(target.dtype)
+
+    def decompose(self, d):
+        d.op("Cast", d.inputs[0], outputs=d.outputs, to=dt.onnx_code(d.dtype(1)),
+             saturate=d.attrs["saturate"], round_mode=d.attrs["round_mode"])
+
+
+@register
+class Identity(Elementwise):
+    name = "Identity"
+    inputs = (Param("input", "V"),)
+    outputs = (Param("output", "V"),)
+    constraints = {"V": dt.ALL}
+
+    def infer(self, ctx: InferContext):
+        return [ctx.types[0]]
+
+    def reference(self, x):
+        return x.copy()

@@ -1,34 +1,209 @@
 """Samples for the elementwise ops."""
 from __future__ import annotations
 
+import numpy as np
 from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from dh_core import dtypes as dt
 
 from . import Sample, samples
-from .strategies import arrays, broadcast_shapes, shapes
+from .strategies import arrays, broadcast_shapes, elements, shapes
+
+POW_BASES = ("int32", "int64") + dt.FLOATS
+BOOL = ("bool",)
 
 
 def unary(dtype, **element_kwargs):
     return arrays(dtype, shapes(), **element_kwargs).map(lambda x: Sample([x]))
 
 
-def binary(dtype, **element_kwargs):
+def nary(dtype, n: int = 2, **element_kwargs):
+    """``n`` inputs of one dtype with mutually broadcastable shapes."""
+
     @st.composite
     def draw(draw_):
-        sa, sb = draw_(broadcast_shapes(2))
-        return Sample([draw_(arrays(dtype, sa, **element_kwargs)), draw_(arrays(dtype, sb, **element_kwargs))])
+        return Sample([draw_(arrays(dtype, s, **element_kwargs)) for s in draw_(broadcast_shapes(n))])
 
     return draw()
 
 
+def binary(dtype, **element_kwargs):
+    return nary(dtype, 2, **element_kwargs)
+
+
+def variadic(dtype, **element_kwargs):
+    """One to four broadcasting inputs."""
+    return st.integers(1, 4).flatmap(lambda n: nary(dtype, n, **element_kwargs))
+
+
+def float_attr(lo: float, hi: float):
+    """A float attribute value, exactly representable as ONNX's float32."""
+    return st.floats(lo, hi, width=32)
+
+
+def with_attrs(base, **attr_strategies):
+    """Samples of ``base`` with attributes drawn from ``attr_strategies``."""
+    return st.tuples(base, st.fixed_dictionaries(attr_strategies)).map(
+        lambda sa: Sample(sa[0].inputs, sa[1]))
+
+
+# -- arithmetic ----------------------------------------------------------------
 samples("Add", dt.NUMERIC)(binary)
+samples("Sub", dt.NUMERIC)(binary)
+samples("Mul", dt.NUMERIC)(binary)
+
+
+@samples("Div", dt.NUMERIC)
+def div(dtype):
+    """Integer divisors are nonzero and the dividend avoids INT_MIN (INT_MIN / -1
+    overflows): both are undefined in ONNX."""
+    if np.dtype(dtype).kind not in "iu":
+        return binary(dtype)
+    info = np.iinfo(dtype)
+
+    @st.composite
+    def draw(draw_):
+        sa, sb = draw_(broadcast_shapes(2))
+        a = draw_(arrays(dtype, sa, min_value=info.min + 1 if info.min else 0))
+        b = draw_(hnp.arrays(np.dtype(dtype), sb, elements=elements(dtype).filter(bool)))
+        return Sample([a, b])
+
+    return draw()
+
+
+@samples("Pow", POW_BASES)
+def pow_(dtype):
+    """Any exponent dtype (T1). An integer base gets a non-negative exponent in a range
+    where the result fits (a float exponent of an integer base is evaluated in float
+    and truncated: only finite in-range results are defined)."""
+    base_is_int = np.dtype(dtype).kind == "i"
+
+    @st.composite
+    def draw(draw_):
+        exp_dtype = draw_(st.sampled_from(dt.NUMERIC))
+        sa, sb = draw_(broadcast_shapes(2))
+        exp_is_int = np.dtype(exp_dtype).kind in "iu"
+        if base_is_int:
+            base = draw_(arrays(dtype, sa, min_value=-10 if exp_is_int else 0, max_value=10))
+            expo = draw_(arrays(exp_dtype, sb, special=False, min_value=0, max_value=4))
+        else:
+            base = draw_(arrays(dtype, sa, min_value=-10, max_value=10))
+            expo = draw_(arrays(exp_dtype, sb, min_value=-4, max_value=4))
+        return Sample([base, expo])
+
+    return draw()
+
+
+samples("Neg", dt.SIGNED_NUMERIC)(unary)
+samples("Abs", dt.NUMERIC)(unary)
+samples("Sign", dt.NUMERIC)(unary)
+samples("Reciprocal", dt.FLOATS)(unary)
+
+# -- math functions ------------------------------------------------------------
 samples("Exp", dt.FLOATS)(lambda dtype: unary(dtype, min_value=-20, max_value=20))
+samples("Log", dt.FLOATS)(unary)
+samples("Sqrt", dt.FLOATS)(unary)
+samples("Sin", dt.FLOATS)(unary)
+samples("Cos", dt.FLOATS)(unary)
+samples("Tanh", dt.FLOATS)(unary)
+samples("Erf", dt.FLOATS)(lambda dtype: unary(dtype, min_value=-5, max_value=5))
+samples("Floor", dt.FLOATS)(unary)
+samples("Ceil", dt.FLOATS)(unary)
+
+
+@samples("Round", dt.FLOATS)
+def round_(dtype):
+    """Values include exact halves, where half-to-even matters."""
+    halves = st.integers(-20, 20).map(lambda k: k / 2)
+    values = st.one_of(elements(dtype), halves)
+    return hnp.arrays(np.dtype(dtype), shapes(), elements=values).map(lambda x: Sample([x]))
+
+
+# -- activations ---------------------------------------------------------------
 samples("Relu", dt.SIGNED_NUMERIC)(unary)
+samples("Sigmoid", dt.FLOATS)(unary)
+samples("Softplus", dt.FLOATS)(unary)
+samples("HardSwish", dt.FLOATS)(unary)
+samples("LeakyRelu", dt.FLOATS)(lambda dtype: with_attrs(unary(dtype), alpha=float_attr(-2, 2)))
+samples("Elu", dt.FLOATS)(lambda dtype: with_attrs(unary(dtype), alpha=float_attr(-2, 2)))
+samples("Selu", dt.FLOATS)(lambda dtype: with_attrs(
+    unary(dtype), alpha=float_attr(0, 3), gamma=float_attr(0, 3)))
+samples("HardSigmoid", dt.FLOATS)(lambda dtype: with_attrs(
+    unary(dtype), alpha=float_attr(-2, 2), beta=float_attr(-2, 2)))
+samples("Gelu", dt.FLOATS, {"float16": (2e-2, 2e-3)})(lambda dtype: with_attrs(
+    unary(dtype, min_value=-10, max_value=10), approximate=st.sampled_from(["none", "tanh"])))
+
+
+@samples("Clip", dt.NUMERIC)
+def clip(dtype):
+    """Bounds are optional finite scalars (nan bounds are undefined); min > max occurs."""
+    bound = st.one_of(st.none(), arrays(dtype, (), special=False))
+    return st.tuples(arrays(dtype, shapes()), bound, bound).map(lambda xs: Sample(list(xs)))
+
+
+# -- variadic ------------------------------------------------------------------
+samples("Min", dt.NUMERIC)(variadic)
+samples("Max", dt.NUMERIC)(variadic)
+samples("Sum", dt.FLOATS)(variadic)
+samples("Mean", dt.FLOATS)(variadic)
+
+# -- comparison and logic ------------------------------------------------------
+samples("Equal", dt.ALL)(binary)
+samples("Less", dt.NUMERIC)(binary)
+samples("Greater", dt.NUMERIC)(binary)
+samples("LessOrEqual", dt.NUMERIC)(binary)
+samples("GreaterOrEqual", dt.NUMERIC)(binary)
+samples("Not", BOOL)(unary)
+samples("And", BOOL)(binary)
+samples("Or", BOOL)(binary)
+
+
+@samples("Where", dt.ALL)
+def where(dtype):
+    @st.composite
+    def draw(draw_):
+        sc, sx, sy = draw_(broadcast_shapes(3))
+        return Sample([draw_(arrays("bool", sc)), draw_(arrays(dtype, sx)), draw_(arrays(dtype, sy))])
+
+    return draw()
+
+
+samples("IsNaN", dt.FLOATS)(unary)
+samples("IsInf", dt.FLOATS)(lambda dtype: with_attrs(
+    unary(dtype), detect_negative=st.integers(0, 1), detect_positive=st.integers(0, 1)))
+samples("Identity", dt.ALL)(unary)
+
+
+# -- casts ---------------------------------------------------------------------
+def cast_source(dtype: str, target: str, shape):
+    """Source values for a cast: float to int only from finite values whose truncation
+    fits the target (anything else is undefined in ONNX)."""
+    src, dst = np.dtype(dtype), np.dtype(target)
+    if src.kind == "f" and dst.kind in "iu":
+        info = np.iinfo(dst)
+        return arrays(dtype, shape, special=False, min_value=max(info.min, -1000), max_value=min(info.max, 1000))
+    return arrays(dtype, shape)
 
 
 @samples("Cast", dt.ALL)
 def cast(dtype):
-    targets = st.sampled_from([d for d in dt.ALL])
-    return st.tuples(arrays(dtype, shapes(), special=False, min_value=-100, max_value=100), targets).map(
-        lambda xt: Sample([xt[0]], {"to": dt.onnx_code(xt[1])}))
+    @st.composite
+    def draw(draw_):
+        target = draw_(st.sampled_from(dt.ALL))
+        x = draw_(cast_source(dtype, target, shapes()))
+        return Sample([x], {"to": dt.onnx_code(target)})
+
+    return draw()
+
+
+@samples("CastLike", dt.ALL)
+def cast_like(dtype):
+    @st.composite
+    def draw(draw_):
+        target = draw_(st.sampled_from(dt.ALL))
+        x = draw_(cast_source(dtype, target, shapes()))
+        like = draw_(arrays(target, shapes(max_dims=2)))
+        return Sample([x, like])
+
+    return draw()

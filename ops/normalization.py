@@ -1,1 +1,330 @@
-"""(filled in by its family)"""
+"""Normalization ops (BatchNormalization in inference mode, Instance/Layer/Group
+normalization) and Softmax/LogSoftmax. All are composites.
+
+Statistics of float16 inputs are computed in float32 (the ONNX ``stash_type`` default
+for Layer/GroupNormalization; InstanceNormalization follows it for the same reason:
+float16 sums of squares overflow). Variances use the two-pass form
+``mean((x - mean)**2)``, which stays accurate where ``mean(x**2) - mean(x)**2`` (the
+ONNX function bodies' form) cancels.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from dh_core import dtypes as dt
+from dh_core.errors import ShapeError
+from dh_core.ir import TensorType
+
+from .base import Attr, Decomposer, InferContext, OpDef, Param
+from .registry import register
+from .shapes import normalize_axis
+
+
+# -- shared pieces ---------------------------------------------------------------------
+def standardize(x: np.ndarray, axes: Sequence[int], epsilon: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(normalized, mean, stddev) of x over axes, in x's dtype, keeping reduced dims."""
+    axes = tuple(axes)
+    mean = np.mean(x, axis=axes, keepdims=True).astype(x.dtype)
+    dev = x - mean
+    var = np.mean(dev * dev, axis=axes, keepdims=True).astype(x.dtype)
+    std = np.sqrt(var + float_attr(epsilon, x.dtype))
+    return dev / std, mean, std
+
+
+def float_attr(value: float, dtype) -> np.ndarray:
+    """A float attribute as ONNX stores it (float32), as a scalar of dtype."""
+    return np.asarray(np.float32(value), dtype)
+
+
+def stats_dtype(dtype: str) -> str:
+    """The dtype statistics are computed in when there is no stash_type: float32 for float16."""
+    return "float32" if dtype == "float16" else dtype
+
+
+def stash_dtype(op: str, stash_type: int, allowed: Sequence[str] = dt.FLOATS) -> str:
+    """The dtype named by a stash_type attribute (an ONNX element-type code)."""
+    try:
+        dtype = dt.from_onnx(stash_type)
+    except TypeError:
+        dtype = None
+    if dtype not in allowed:
+        raise ShapeError(f"{op} stash_type {stash_type} is not one of "
+                         f"{', '.join(str(dt.onnx_code(a)) for a in allowed)} ({', '.join(allowed)})")
+    return dtype
+
+
+def channel_shape(rank: int) -> list[int]:
+    """Reshape target that lines per-channel (C,) parameters up with axis 1 of (N, C, D1, ...)."""
+    return [-1] + [1] * (rank - 2)
+
+
+def _per_channel(p: np.ndarray, rank: int, dtype) -> np.ndarray:
+    p = p.astype(dtype, copy=False)
+    return p.reshape(channel_shape(rank)) if rank > 2 else p
+
+
+def _reduce(d: Decomposer, op: str, x: str, axes: Sequence[int], outputs: int | list[str] = 1) -> str:
+    """A keepdims reduction over axes (int64 input); no axes means no reduction."""
+    extra = {} if axes else {"noop_with_empty_axes": 1}
+    return d.op(op, x, d.const(np.array(list(axes), np.int64)), outputs=outputs, keepdims=1, **extra)
+
+
+def _cast(d: Decomposer, x: str, have: str, want: str) -> str:
+    return x if have == want else d.op("Cast", x, to=dt.onnx_code(want))
+
+
+def _emit_standardize(d: Decomposer, x: str, axes: Sequence[int], epsilon: float, dtype: str,
+                      mean_out: str = "") -> tuple[str, str]:
+    """Emit (normalized, stddev) of x over axes; the mean goes to ``mean_out`` if named."""
+    mean = _reduce(d, "ReduceMean", x, axes, outputs=[mean_out] if mean_out else 1)
+    dev = d.op("Sub", x, mean)
+    var = _reduce(d, "ReduceMean", d.op("Mul", dev, dev), axes)
+    std = d.op("Sqrt", d.op("Add", var, d.const(float_attr(epsilon, dtype))))
+    return d.op("Div", dev, std), std
+
+
+def _output(d: Decomposer, i: int) -> str:
+    return d.outputs[i] if i < len(d.outputs) else ""
+
+
+# -- ops ---------------------------------------------------------------------------------
+@register
+class BatchNormalization(OpDef):
+    """Inference mode only (training_mode=0): Y = (X - mean) / sqrt(var + epsilon) * scale + B
+    per channel (axis 1), computed in the widest dtype of the inputs and cast to X's."""
+
+    name = "BatchNormalization"
+    inputs = (Param("X", "T"), Param("scale", "T1"), Param("B", "T1"),
+              Param("input_mean", "T2"), Param("input_var", "T2"))
+    outputs = (Param("Y", "T"), Param("running_mean", "T2", optional=True),
+               Param("running_var", "T2", optional=True))
+    attrs = {"epsilon": Attr("float", 1e-5), "momentum": Attr("float", 0.9), "training_mode": Attr("int", 0)}
+    constraints = {"T": dt.FLOATS, "T1": dt.FLOATS, "T2": dt.FLOATS}
+    composite = True
+
+    @staticmethod
+    def _check(training_mode: int, n_outputs: int, node: str | None = None) -> None:
+        if training_mode:
+            raise ShapeError("BatchNormalization is supported in inference mode only (training_mode=0)", node)
+        if n_outputs > 1:
+            raise ShapeError("BatchNormalization in inference mode has one output", node)
+
+    def infer(self, ctx: InferContext):
+        self._check(ctx.attrs["training_mode"], sum(1 for o in ctx.node.outputs if o), ctx.node.name)
+        dtype = ctx.dtype(0)
+        return [None if dtype is None else TensorType(dtype, ctx.shape(0))]
+
+    def reference(self, x, scale, b, mean, var, *, epsilon, momentum, training_mode):
+        self._check(training_mode, 1)
+        work = np.result_type(x, scale, b, mean, var)
+        r = x.ndim
+        std = np.sqrt(var.astype(work) + float_attr(epsilon, work))
+        y = (x.astype(work) - _per_channel(mean, r, work)) / _per_channel(std, r, work)
+        return (y * _per_channel(scale, r, work) + _per_channel(b, r, work)).astype(x.dtype)
+
+    def decompose(self, d):
+        self._check(d.attrs["training_mode"], sum(1 for o in d.outputs if o), d.node.name)
+        dtype, r = d.dtype(0), d.rank(0)
+        work = np.result_type(*(d.dtype(i) for i in range(5))).name
+        x, scale, b, mean, var = (_cast(d, d.inputs[i], d.dtype(i), work) for i in range(5))
+        std = d.op("Sqrt", d.op("Add", var, d.const(float_attr(d.attrs["epsilon"], work))))
+        if r > 2:
+            shape = d.const(np.array(channel_shape(r), np.int64))
+            scale, b, mean, std = (d.op("Reshape", p, shape) for p in (scale, b, mean, std))
+        y = d.op("Div", d.op("Sub", x, mean), std)
+        out = d.outputs[:1]
+        if work == dtype:
+            d.op("Add", d.op("Mul", y, scale), b, outputs=out)
+        else:
+            d.op("Cast", d.op("Add", d.op("Mul", y, scale), b), to=dt.onnx_code(dtype), outputs=out)
+
+
+@register
+class InstanceNormalization(OpDef):
+    """Y = (X - mean) / sqrt(var + epsilon) * scale + B, statistics per (N, C) over the
+    spatial axes."""
+
+    name = "InstanceNormalization"
+    inputs = (Param("input", "T"), Param("scale", "T"), Param("B", "T"))
+    outputs = (Param("output", "T"),)
+    attrs = {"epsilon": Attr("float", 1e-5)}
+    constraints = {"T": dt.FLOATS}
+    composite = True
+
+    def infer(self, ctx: InferContext):
+        (dtype,) = self.output_dtypes(ctx)
+        return [None if dtype is None else TensorType(dtype, ctx.shape(0))]
+
+    def reference(self, x, scale, b, *, epsilon):
+        r = x.ndim
+        normalized, _, _ = standardize(x.astype(stats_dtype(x.dtype.name)), range(2, r), epsilon)
+        return normalized.astype(x.dtype) * _per_channel(scale, r, x.dtype) + _per_channel(b, r, x.dtype)
+
+    def decompose(self, d):
+        dtype, r = d.dtype(0), d.rank(0)
+        work = stats_dtype(dtype)
+        normalized, _ = _emit_standardize(d, _cast(d, d.inputs[0], dtype, work), range(2, r),
+                                          d.attrs["epsilon"], work)
+        normalized = _cast(d, normalized, work, dtype)
+        scale, b = d.inputs[1], d.inputs[2]
+        if r > 2:
+            shape = d.const(np.array(channel_shape(r), np.int64))
+            scale, b = d.op("Reshape", scale, shape), d.op("Reshape", b, shape)
+        d.op("Add", d.op("Mul", normalized, scale), b, outputs=d.outputs)
+
+
+@register
+class LayerNormalization(OpDef):
+    """Standardizes over axes [axis, rank) in float32 (stash_type 1), then
+    Y = normalized * Scale + B in X's dtype. Mean and InvStdDev are float32."""
+
+    name = "LayerNormalization"
+    inputs = (Param("X", "T"), Param("Scale", "T"), Param("B", "T", optional=True))
+    outputs = (Param("Y", "T"), Param("Mean", "U", optional=True), Param("InvStdDev", "U", optional=True))
+    attrs = {"axis": Attr("int", -1), "epsilon": Attr("float", 1e-5), "stash_type": Attr("int", 1)}
+    constraints = {"T": dt.FLOATS, "U": ("float32",)}
+    composite = True
+
+    def infer(self, ctx: InferContext):
+        stash = stash_dtype(self.name, ctx.attrs["stash_type"], self.constraints["U"])
+        shape, dtype = ctx.shape(0), ctx.dtype(0)
+        stats_shape = None
+        if shape is not None:
+            axis = normalize_axis(ctx.attrs["axis"], len(shape), ctx.node.name)
+            stats_shape = tuple(shape[:axis]) + (1,) * (len(shape) - axis)
+        types = [None if dtype is None else TensorType(dtype, shape),
+                 TensorType(stash, stats_shape), TensorType(stash, stats_shape)]
+        return types[: max(1, len(ctx.node.outputs))]
+
+    def reference(self, x, scale, b=None, *, axis, epsilon, stash_type):
+        stash = stash_dtype(self.name, stash_type, self.constraints["U"])
+        axis = normalize_axis(axis, x.ndim)
+        normalized, mean, std = standardize(x.astype(stash), range(axis, x.ndim), epsilon)
+        y = normalized.astype(x.dtype) * scale
+        if b is not None:
+            y = y + b
+        return y, mean, (np.asarray(1, stash) / std)
+
+    def decompose(self, d):
+        dtype, r = d.dtype(0), d.rank(0)
+        stash = stash_dtype(self.name, d.attrs["stash_type"], self.constraints["U"])
+        axis = normalize_axis(d.attrs["axis"], r, d.node.name)
+        normalized, std = _emit_standardize(d, _cast(d, d.inputs[0], dtype, stash), range(axis, r),
+                                            d.attrs["epsilon"], stash, mean_out=_output(d, 1))
+        if _output(d, 2):
+            d.op("Div", d.const(1, stash), std, outputs=[_output(d, 2)])
+        normalized = _cast(d, normalized, stash, dtype)
+        if len(d.inputs) > 2 and d.inputs[2]:
+            d.op("Add", d.op("Mul", normalized, d.inputs[1]), d.inputs[2], outputs=[d.outputs[0]])
+        else:
+            d.op("Mul", normalized, d.inputs[1], outputs=[d.outputs[0]])
+
+
+@register
+class GroupNormalization(OpDef):
+    """Opset-21 semantics: statistics per (N, group) over the group's channels and the
+    spatial axes, computed in the stash_type dtype; then per-channel scale and bias."""
+
+    name = "GroupNormalization"
+    inputs = (Param("X", "T"), Param("scale", "T"), Param("bias", "T"))
+    outputs = (Param("Y", "T"),)
+    attrs = {"epsilon": Attr("float", 1e-5), "num_groups": Attr("int"), "stash_type": Attr("int", 1)}
+    constraints = {"T": dt.FLOATS}
+    composite = True
+
+    @staticmethod
+    def _check_groups(channels, groups: int, node: str | None = None) -> None:
+        if groups < 1 or (isinstance(channels, int) and channels % groups):
+            raise ShapeError(f"GroupNormalization: {channels} channels do not split into {groups} groups", node)
+
+    def infer(self, ctx: InferContext):
+        stash_dtype(self.name, ctx.attrs["stash_type"])
+        shape = ctx.shape(0)
+        if shape is not None and len(shape) >= 2:
+            self._check_groups(shape[1], ctx.attrs["num_groups"], ctx.node.name)
+        (dtype,) = self.output_dtypes(ctx)
+        return [None if dtype is None else TensorType(dtype, shape)]
+
+    def reference(self, x, scale, bias, *, epsilon, num_groups, stash_type):
+        stash = stash_dtype(self.name, stash_type)
+        n, c = x.shape[:2]
+        self._check_groups(c, num_groups)
+        grouped = x.astype(stash).reshape(n, num_groups, -1)
+        normalized, _, _ = standardize(grouped, [2], epsilon)
+        normalized = normalized.reshape(x.shape).astype(x.dtype)
+        return normalized * _per_channel(scale, x.ndim, x.dtype) + _per_channel(bias, x.ndim, x.dtype)
+
+    def decompose(self, d):
+        dtype, r = d.dtype(0), d.rank(0)
+        groups = d.attrs["num_groups"]
+        stash = stash_dtype(self.name, d.attrs["stash_type"])
+        x = _cast(d, d.inputs[0], dtype, stash)
+        grouped = d.op("Reshape", x, d.const(np.array([0, groups, -1], np.int64)))
+        normalized, _ = _emit_standardize(d, grouped, [2], d.attrs["epsilon"], stash)
+        normalized = d.op("Reshape", normalized, d.op("Shape", d.inputs[0]))
+        normalized = _cast(d, normalized, stash, dtype)
+        scale, bias = d.inputs[1], d.inputs[2]
+        if r > 2:
+            shape = d.const(np.array(channel_shape(r), np.int64))
+            scale, bias = d.op("Reshape", scale, shape), d.op("Reshape", bias, shape)
+        d.op("Add", d.op("Mul", normalized, scale), bias, outputs=d.outputs)
+
+
+class _SoftmaxBase(OpDef):
+    """Opset-13 semantics: along one axis (default -1), stabilized by subtracting the max."""
+
+    inputs = (Param("input", "T"),)
+    outputs = (Param("output", "T"),)
+    attrs = {"axis": Attr("int", -1)}
+    constraints = {"T": dt.FLOATS}
+    composite = True
+
+    def infer(self, ctx: InferContext):
+        shape = ctx.shape(0)
+        if shape is not None:
+            normalize_axis(ctx.attrs["axis"], len(shape), ctx.node.name)
+        (dtype,) = self.output_dtypes(ctx)
+        return [None if dtype is None else TensorType(dtype, shape)]
+
+    @staticmethod
+    def _shifted(x: np.ndarray, axis: int) -> tuple[np.ndarray, int]:
+        """x minus its max along axis, and the normalized axis."""
+        axis = normalize_axis(axis, x.ndim)
+        if x.shape[axis] == 0:
+            return x.copy(), axis
+        return x - np.max(x, axis=axis, keepdims=True), axis
+
+    def _emit_shifted_exp(self, d) -> tuple[str, str, list[int]]:
+        """Emit x - max(x) and its exp; returns (shifted, exp, axes)."""
+        axes = [normalize_axis(d.attrs["axis"], d.rank(0), d.node.name)]
+        shifted = d.op("Sub", d.inputs[0], _reduce(d, "ReduceMax", d.inputs[0], axes))
+        return shifted, d.op("Exp", shifted), axes
+
+
+@register
+class Softmax(_SoftmaxBase):
+    name = "Softmax"
+
+    def reference(self, x, *, axis):
+        shifted, axis = self._shifted(x, axis)
+        e = np.exp(shifted)
+        return e / np.sum(e, axis=axis, keepdims=True)
+
+    def decompose(self, d):
+        _, e, axes = self._emit_shifted_exp(d)
+        d.op("Div", e, _reduce(d, "ReduceSum", e, axes), outputs=d.outputs)
+
+
+@register
+class LogSoftmax(_SoftmaxBase):
+    name = "LogSoftmax"
+
+    def reference(self, x, *, axis):
+        shifted, axis = self._shifted(x, axis)
+        return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+
+    def decompose(self, d):
+        shifted, e, axes = self._emit_shifted_exp(d)
+        d.op("Sub", shifted, d.op("Log", _reduce(d, "ReduceSum", e, axes)), outputs=d.outputs)

@@ -1,1 +1,105 @@
-"""(filled in by its family)"""
+"""Samples for the normalization ops and Softmax/LogSoftmax."""
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+from dh_core import dtypes as dt
+
+from . import Sample, samples
+from .linalg import values
+from .strategies import shapes
+
+NORM_TOLERANCE = {"float16": (1e-2, 1e-2), "float32": (1e-4, 1e-3), "float64": (1e-9, 1e-9)}
+"""Normalizing divides by the standard deviation, which is about sqrt(epsilon) for a constant
+group: a one-ulp error in a float32 mean then reaches about 1e-4 in the output."""
+
+STASH_TOLERANCE = {"float16": (1e-2, 1e-2), "float32": (1e-4, 1e-3), "float64": (1e-4, 1e-3)}
+"""Layer/GroupNormalization compute their statistics in float32 (stash_type 1), float64 inputs too."""
+
+EPSILONS = st.sampled_from([1e-5, 1e-3, 0.1])
+
+
+def _nchw(draw, min_rank: int, max_rank: int, max_channels: int = 4) -> tuple[int, ...]:
+    rank = draw(st.integers(min_rank, max_rank))
+    dims = [draw(st.integers(1, 2)), draw(st.integers(1, max_channels))]
+    return tuple(dims + [draw(st.integers(1, 4)) for _ in range(rank - 2)])
+
+
+@samples("BatchNormalization", dt.FLOATS, NORM_TOLERANCE)
+def batch_normalization(dtype):
+    @st.composite
+    def draw(draw_):
+        shape = _nchw(draw_, 2, 5)
+        channels = (shape[1],)
+        t1 = draw_(st.sampled_from([dtype, dtype, *dt.FLOATS]))
+        t2 = draw_(st.sampled_from([dtype, dtype, *dt.FLOATS]))
+        x = draw_(values(dtype, shape))
+        scale, b = (draw_(values(t1, channels, bound=2, special=False)) for _ in range(2))
+        mean = draw_(values(t2, channels, special=False))
+        var = draw_(values(t2, channels, bound=4, special=False, nonnegative=True))
+        attrs = {"epsilon": draw_(EPSILONS)}
+        if draw_(st.booleans()):
+            attrs["momentum"] = 0.5
+        return Sample([x, scale, b, mean, var], attrs)
+
+    return draw()
+
+
+@samples("InstanceNormalization", dt.FLOATS, NORM_TOLERANCE)
+def instance_normalization(dtype):
+    @st.composite
+    def draw(draw_):
+        shape = _nchw(draw_, 3, 5)
+        x = draw_(values(dtype, shape))
+        scale, b = (draw_(values(dtype, (shape[1],), bound=2, special=False)) for _ in range(2))
+        return Sample([x, scale, b], {"epsilon": draw_(EPSILONS)})
+
+    return draw()
+
+
+@samples("LayerNormalization", dt.FLOATS, STASH_TOLERANCE)
+def layer_normalization(dtype):
+    @st.composite
+    def draw(draw_):
+        shape = draw_(shapes(min_dims=1, max_dims=4, min_side=1, max_side=4))
+        axis = draw_(st.integers(-len(shape), len(shape) - 1))
+        normalized = shape[axis:]
+        param_shape = normalized[draw_(st.integers(0, len(normalized) - 1)):]
+        x = draw_(values(dtype, shape))
+        inputs = [x, draw_(values(dtype, param_shape, bound=2, special=False))]
+        if draw_(st.booleans()):
+            inputs.append(draw_(values(dtype, param_shape, bound=2, special=False)))
+        attrs = {"axis": axis, "epsilon": draw_(EPSILONS)}
+        return Sample(inputs, attrs, n_outputs=draw_(st.integers(1, 3)))
+
+    return draw()
+
+
+@samples("GroupNormalization", dt.FLOATS, STASH_TOLERANCE)
+def group_normalization(dtype):
+    @st.composite
+    def draw(draw_):
+        groups = draw_(st.integers(1, 3))
+        shape = list(_nchw(draw_, 2, 4, max_channels=2))
+        shape[1] *= groups
+        x = draw_(values(dtype, tuple(shape)))
+        scale, bias = (draw_(values(dtype, (shape[1],), bound=2, special=False)) for _ in range(2))
+        return Sample([x, scale, bias], {"num_groups": groups, "epsilon": draw_(EPSILONS)})
+
+    return draw()
+
+
+def _softmax(dtype):
+    @st.composite
+    def draw(draw_):
+        shape = draw_(shapes(min_dims=1))
+        x = draw_(values(dtype, shape, bound=50))
+        attrs = {"axis": draw_(st.integers(-len(shape), len(shape) - 1))} if draw_(st.booleans()) else {}
+        return Sample([x], attrs)
+
+    return draw()
+
+
+SOFTMAX_TOLERANCE = {"float16": (1e-2, 1e-3), "float32": (1e-5, 1e-6)}
+samples("Softmax", dt.FLOATS, SOFTMAX_TOLERANCE)(_softmax)
+samples("LogSoftmax", dt.FLOATS, SOFTMAX_TOLERANCE)(_softmax)

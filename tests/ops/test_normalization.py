@@ -1,0 +1,166 @@
+"""Normalization ops and Softmax/LogSoftmax: reference vs onnx.reference, inference,
+and every decomposition vs the reference."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dh_core import dtypes as dt
+from dh_core.conformance.samples import all_samples
+from dh_core.errors import ShapeError
+from dh_core.ir import Node, TensorType
+from dh_core.ops import registry
+from dh_core.ops.base import Decomposer, InferContext
+
+from .oracle import decomposed, infer, onnx_run, ours
+
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
+
+SAMPLES = all_samples()
+SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+OPS = ("BatchNormalization", "InstanceNormalization", "LayerNormalization", "GroupNormalization",
+       "Softmax", "LogSoftmax")
+CASES = [(op, d) for op in OPS for d in dt.FLOATS]
+
+
+def assert_same(op: str, dtype: str, got, expected) -> None:
+    rtol, atol = SAMPLES[op].tolerance_for(dtype)
+    assert len(got) == len(expected)
+    for g, e in zip(got, expected):
+        e = np.asarray(e)
+        assert g.dtype == e.dtype, (g.dtype, e.dtype)
+        assert g.shape == e.shape, (g.shape, e.shape)
+        np.testing.assert_allclose(g, e, rtol=rtol, atol=atol, equal_nan=True)
+
+
+def _run_cast(op, inputs, attrs, n_outputs, compute: str, out_dtypes):
+    """onnx.reference on inputs cast to ``compute``, outputs cast to ``out_dtypes``."""
+    cast = [None if x is None else x.astype(compute) for x in inputs]
+    return [y.astype(d) for y, d in zip(onnx_run(op, cast, attrs, n_outputs), out_dtypes)]
+
+
+def oracle(op: str, inputs, attrs, n_outputs: int):
+    """onnx.reference's outputs, at the precision ONNX specifies for the statistics."""
+    dtype = inputs[0].dtype
+    if op == "LayerNormalization":
+        # stash_type 1: statistics in float32 whatever X is; onnx.reference uses X's dtype
+        return _run_cast(op, inputs, attrs, n_outputs, "float32", [dtype, np.float32, np.float32])
+    if op == "GroupNormalization":
+        # ONNX's function body takes var = E[x^2] - E[x]^2, which cancels in float32: run it in float64
+        return _run_cast(op, inputs, {**attrs, "stash_type": dt.onnx_code("float64")}, n_outputs,
+                         "float64", [dtype])
+    if op == "InstanceNormalization" and dtype == np.float16:
+        return _run_cast(op, inputs, attrs, n_outputs, "float32", [dtype])  # float16 stats overflow
+    if op == "BatchNormalization":
+        # with mixed dtypes onnx.reference adds epsilon in the narrower one; compute in the widest
+        return _run_cast(op, inputs, attrs, n_outputs, np.result_type(*inputs), [dtype])
+    if op == "LogSoftmax":
+        # onnx.reference takes log(softmax(x)), which underflows to -inf where x - max(x) < log(tiny)
+        return _run_cast(op, inputs, attrs, n_outputs, "float64", [dtype])
+    return onnx_run(op, inputs, attrs, n_outputs)
+
+
+def _n_outputs(s) -> int:
+    return s.n_outputs or 1
+
+
+@pytest.mark.parametrize("op,dtype", CASES)
+@SETTINGS
+@given(data=st.data())
+def test_reference_matches_onnx(op, dtype, data):
+    s = data.draw(SAMPLES[op].strategy(dtype))
+    n = _n_outputs(s)
+    assert_same(op, dtype, ours(op, s.inputs, s.attrs, n), oracle(op, s.inputs, s.attrs, n))
+
+
+@pytest.mark.parametrize("op,dtype", CASES)
+@SETTINGS
+@given(data=st.data())
+def test_infer_matches_reference(op, dtype, data):
+    s = data.draw(SAMPLES[op].strategy(dtype))
+    n = _n_outputs(s)
+    got = ours(op, s.inputs, s.attrs, n)
+    assert infer(op, s.inputs, s.attrs, n) == [TensorType(y.dtype.name, y.shape) for y in got]
+
+
+@pytest.mark.parametrize("op,dtype", CASES)
+@SETTINGS
+@given(data=st.data())
+def test_decomposition_matches_reference(op, dtype, data):
+    s = data.draw(SAMPLES[op].strategy(dtype))
+    n = _n_outputs(s)
+    assert_same(op, dtype, decomposed(op, s.inputs, s.attrs, n), ours(op, s.inputs, s.attrs, n))
+
+
+def test_samples_cover_declared_dtypes():
+    for op in OPS:
+        assert set(SAMPLES[op].dtypes) == set(registry.get(op).dtypes("T")), op
+
+
+def _infer_types(op, types, attrs, n_outputs=1):
+    opdef = registry.get(op)
+    node = Node(op, [f"x{i}" for i in range(len(types))], [f"y{i}" for i in range(n_outputs)], attrs)
+    return opdef.infer(InferContext(node, types, opdef.full_attrs(node), [None] * len(types)))
+
+
+def test_batch_normalization_training_mode_is_refused():
+    c = TensorType("float32", (3,))
+    types = [TensorType("float32", (2, 3, 4)), c, c, c, c]
+    with pytest.raises(ShapeError, match="training_mode"):
+        _infer_types("BatchNormalization", types, {"training_mode": 1})
+    with pytest.raises(ShapeError):
+        _infer_types("BatchNormalization", types, {}, n_outputs=3)
+    x = np.ones((2, 3, 4), np.float32)
+    p = np.ones(3, np.float32)
+    with pytest.raises(ShapeError, match="training_mode"):
+        ours("BatchNormalization", [x, p, p, p, p], {"training_mode": 1})
+
+
+def test_layer_normalization_stats_are_float32_with_reduced_shape():
+    types = [TensorType("float16", ("N", 5, 6)), TensorType("float16", (5, 6))]
+    y, mean, inv = _infer_types("LayerNormalization", types, {"axis": 1}, n_outputs=3)
+    assert y == TensorType("float16", ("N", 5, 6))
+    assert mean == inv == TensorType("float32", ("N", 1, 1))
+    with pytest.raises(ShapeError, match="stash_type"):
+        _infer_types("LayerNormalization", types, {"stash_type": 11})
+
+
+def test_group_normalization_rejects_uneven_groups():
+    types = [TensorType("float32", (1, 6, 4)), TensorType("float32", (6,)), TensorType("float32", (6,))]
+    with pytest.raises(ShapeError, match="groups"):
+        _infer_types("GroupNormalization", types, {"num_groups": 4})
+
+
+def test_group_normalization_equals_instance_and_layer_normalization_at_the_extremes():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 4, 3, 3)).astype(np.float32)
+    scale, bias = rng.standard_normal(4).astype(np.float32), rng.standard_normal(4).astype(np.float32)
+    (per_channel,) = ours("GroupNormalization", [x, scale, bias], {"num_groups": 4})
+    (instance,) = ours("InstanceNormalization", [x, scale, bias])
+    np.testing.assert_allclose(per_channel, instance, rtol=1e-5, atol=1e-5)
+    (one_group,) = ours("GroupNormalization", [x, np.ones(4, np.float32), np.zeros(4, np.float32)],
+                        {"num_groups": 1})
+    (layer,) = ours("LayerNormalization", [x, np.ones((4, 3, 3), np.float32)], {"axis": 1})
+    np.testing.assert_allclose(one_group, layer, rtol=1e-5, atol=1e-5)
+
+
+def test_softmax_is_stable_for_large_inputs():
+    x = np.array([[1000.0, 1001.0, 1002.0]], np.float32)
+    (y,) = ours("Softmax", [x])
+    np.testing.assert_allclose(y, ours("Softmax", [x - 1000])[0], rtol=1e-6)
+    (log_y,) = decomposed("LogSoftmax", [x], {"axis": 1})
+    assert np.isfinite(log_y).all()
+    np.testing.assert_allclose(np.exp(log_y), y, rtol=1e-5)
+
+
+def test_softmax_decomposition_subtracts_the_max():
+    opdef = registry.get("Softmax")
+    node = Node("Softmax", ["x"], ["y"], {}, name="s")
+    names = iter(range(100))
+    d = Decomposer(node, [TensorType("float32", (2, 3))], opdef.full_attrs(node), [None],
+                   lambda base: f"{base}{next(names)}")
+    opdef.decompose(d)
+    assert [n.op for n in d.nodes] == ["ReduceMax", "Sub", "Exp", "ReduceSum", "Div"]
+    assert d.nodes[-1].outputs == ["y"]

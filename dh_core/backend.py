@@ -98,13 +98,8 @@ class KernelBackend:
     def to_host(self, buffer: Any) -> np.ndarray:
         return np.asarray(buffer)
 
-    def prepare(self, subgraph: Graph) -> Graph:
-        """Hook for graph rewrites (fusions) before kernels are chosen."""
-        return subgraph
-
     def compile(self, subgraph: Graph, device: Device) -> "Program":
-        graph = self.prepare(subgraph)
-        return Program.build(graph, lambda node, types: self.kernels[node.op](node, types),
+        return Program.build(subgraph, lambda node, types: self.kernels[node.op](node, types),
                              lambda arr: self.to_device(arr, device))
 
 

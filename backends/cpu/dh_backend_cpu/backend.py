@@ -5,9 +5,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from dh_core.backend import Device, KernelBackend, returns_tuple
-from dh_core.ir import Node, TensorType
+from dh_core.backend import Device, KernelBackend, Program, returns_tuple
+from dh_core.ir import Graph, Node, TensorType
 from dh_core.ops import registry
+
+from .conv import conv_factory, conv_transpose_factory
+from .fusion import fuse
+from .pool import (average_pool_factory, global_average_pool_factory, global_max_pool_factory,
+                   max_pool_factory)
 
 
 def reference_kernel(node: Node, types: Sequence[TensorType | None]):
@@ -51,6 +56,19 @@ class CPUBackend(KernelBackend):
                 return False
         return True
 
+    def compile(self, subgraph: Graph, device: Device) -> Program:
+        """Fuse (Conv+BatchNorm folding, MatMul+Add, producer+activation), then lower."""
+        graph, activations = fuse(subgraph)
+
+        def make_kernel(node: Node, types):
+            kernel = self.kernels[node.op](node, types)
+            act = activations.get(node.name)
+            if act is None:
+                return kernel
+            return lambda *xs: act(kernel(*xs))
+
+        return Program.build(graph, make_kernel, np.asarray)
+
     def to_device(self, array: np.ndarray, device: Device) -> np.ndarray:
         return np.asarray(array)
 
@@ -59,5 +77,12 @@ class CPUBackend(KernelBackend):
 
 
 def fast_kernels() -> dict:
-    """Kernels that beat the references (im2col convolution, pooling)."""
-    return {}
+    """Kernels that beat the references: im2col/GEMM convolution, separable pooling."""
+    return {
+        "Conv": conv_factory,
+        "ConvTranspose": conv_transpose_factory,
+        "MaxPool": max_pool_factory,
+        "AveragePool": average_pool_factory,
+        "GlobalAveragePool": global_average_pool_factory,
+        "GlobalMaxPool": global_max_pool_factory,
+    }

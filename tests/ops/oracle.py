@@ -76,3 +76,22 @@ def decomposed(op: str, inputs, attrs=None, n_outputs: int = 1, constant_inputs=
             if name:
                 env[name] = r
     return [env[o] for o in node.outputs]
+
+
+def assert_matches(got, want, tolerance: tuple[float, float]) -> None:
+    """Same dtype and shape; floats equal within (rtol, atol) with nan == nan, others exactly."""
+    got, want = np.asarray(got), np.asarray(want)
+    assert got.dtype == want.dtype, f"dtype {got.dtype} != {want.dtype}"
+    assert got.shape == want.shape, f"shape {got.shape} != {want.shape}"
+    if got.dtype.kind == "f":
+        rtol, atol = tolerance
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=atol, equal_nan=True)
+    else:
+        np.testing.assert_array_equal(got, want)
+
+
+def assert_all_match(got, want, tolerance: tuple[float, float]) -> None:
+    """assert_matches for each of several outputs, which must be as many."""
+    assert len(got) == len(want), f"{len(got)} outputs != {len(want)}"
+    for g, w in zip(got, want):
+        assert_matches(g, w, tolerance)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from dh_core import dtypes as dt
 from dh_core.ir import Node, TensorType
 
-from .oracle import decomposed, infer, onnx_run, ours
+from .oracle import assert_matches, decomposed, infer, onnx_run, ours
 
 OPS = """Add Sub Mul Div Pow Neg Abs Exp Log Sqrt Reciprocal Sin Cos Tanh Erf Sigmoid Relu
 LeakyRelu Elu Selu Gelu HardSigmoid HardSwish Softplus Clip Floor Ceil Round Sign Min Max Mean Sum
@@ -32,17 +32,6 @@ ORACLE_CASES = [pytest.param(op, dtype, marks=pytest.mark.skip(reason=ORACLE_GAP
                 if (op, dtype) in ORACLE_GAPS else (op, dtype) for op, dtype in CASES]
 EXAMPLES = settings(max_examples=20, deadline=None)
 FEW_EXAMPLES = settings(max_examples=10, deadline=None)
-
-
-def assert_matches(got: np.ndarray, want: np.ndarray, tolerance: tuple[float, float]) -> None:
-    """Same dtype and shape; floats equal within (rtol, atol) with nan == nan, others exactly."""
-    assert got.dtype == want.dtype, f"dtype {got.dtype} != {want.dtype}"
-    assert got.shape == want.shape, f"shape {got.shape} != {want.shape}"
-    if got.dtype.kind == "f":
-        rtol, atol = tolerance
-        np.testing.assert_allclose(got, want, rtol=rtol, atol=atol, equal_nan=True)
-    else:
-        np.testing.assert_array_equal(got, want)
 
 
 def draw_sample(data, op: str, dtype: str) -> Sample:

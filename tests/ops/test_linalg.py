@@ -13,7 +13,7 @@ from dh_core.ops import registry
 from dh_core.ops.base import Decomposer, InferContext
 from dh_core.ops.linalg import MATMUL_TYPES
 
-from .oracle import decomposed, infer, onnx_run, ours
+from .oracle import assert_all_match, decomposed, infer, onnx_run, ours
 
 SAMPLES = all_samples()
 SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -23,13 +23,7 @@ CASES = [("MatMul", d) for d in MATMUL_TYPES] + [("Gemm", d) for d in MATMUL_TYP
 
 
 def assert_same(op: str, dtype: str, got, expected) -> None:
-    rtol, atol = SAMPLES[op].tolerance_for(dtype)
-    assert len(got) == len(expected)
-    for g, e in zip(got, expected):
-        e = np.asarray(e)
-        assert g.dtype == e.dtype, (g.dtype, e.dtype)
-        assert g.shape == e.shape, (g.shape, e.shape)
-        np.testing.assert_allclose(g, e, rtol=rtol, atol=atol, equal_nan=True)
+    assert_all_match(got, expected, SAMPLES[op].tolerance_for(dtype))
 
 
 def test_samples_cover_declared_dtypes():

@@ -14,7 +14,7 @@ from dh_core.ir import Node, TensorType
 from dh_core.ops import registry
 from dh_core.ops.base import Decomposer, InferContext
 
-from .oracle import decomposed, infer, onnx_run, ours
+from .oracle import assert_all_match, decomposed, infer, onnx_run, ours
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 
@@ -26,13 +26,7 @@ CASES = [(op, d) for op in OPS for d in dt.FLOATS]
 
 
 def assert_same(op: str, dtype: str, got, expected) -> None:
-    rtol, atol = SAMPLES[op].tolerance_for(dtype)
-    assert len(got) == len(expected)
-    for g, e in zip(got, expected):
-        e = np.asarray(e)
-        assert g.dtype == e.dtype, (g.dtype, e.dtype)
-        assert g.shape == e.shape, (g.shape, e.shape)
-        np.testing.assert_allclose(g, e, rtol=rtol, atol=atol, equal_nan=True)
+    assert_all_match(got, expected, SAMPLES[op].tolerance_for(dtype))
 
 
 def _run_cast(op, inputs, attrs, n_outputs, compute: str, out_dtypes):

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from dh_core.ir import Node, TensorType
 
-from .oracle import decomposed, infer, onnx_run, ours
+from .oracle import assert_matches, decomposed, infer, onnx_run, ours
 
 OPS = """ReduceSum ReduceMean ReduceMax ReduceMin ReduceProd ReduceL1 ReduceL2 ReduceSumSquare
 ReduceLogSum ReduceLogSumExp ArgMax ArgMin CumSum TopK""".split()
@@ -35,17 +35,6 @@ EXAMPLES = settings(max_examples=20, deadline=None)
 
 def n_outputs(op: str) -> int:
     return 2 if op == "TopK" else 1
-
-
-def assert_matches(got: np.ndarray, want: np.ndarray, tolerance: tuple[float, float]) -> None:
-    """Same dtype and shape; floats equal within (rtol, atol) with nan == nan, others exactly."""
-    assert got.dtype == want.dtype, f"dtype {got.dtype} != {want.dtype}"
-    assert got.shape == want.shape, f"shape {got.shape} != {want.shape}"
-    if got.dtype.kind == "f":
-        rtol, atol = tolerance
-        np.testing.assert_allclose(got, want, rtol=rtol, atol=atol, equal_nan=True)
-    else:
-        np.testing.assert_array_equal(got, want)
 
 
 def draw_sample(data, op: str, dtype: str) -> Sample:

@@ -178,6 +178,7 @@ def _affine(xt: np.ndarray, h: np.ndarray, w: np.ndarray, r: np.ndarray, wb: np.
 
 
 def _recurrent_inputs(rest: int) -> tuple[Param, ...]:
+    """The inputs shared by the three ops, plus LSTM's ``rest`` (initial_c, P)."""
     base = (Param("X", "T"), Param("W", "T"), Param("R", "T"), Param("B", "T", optional=True),
             Param("sequence_lens", "T1", optional=True), Param("initial_h", "T", optional=True))
     return base + (Param("initial_c", "T", optional=True), Param("P", "T", optional=True))[:rest]

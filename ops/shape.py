@@ -357,6 +357,7 @@ class Concat(OpDef):
 
 
 def _sum_dims(dims: Sequence[Dim]) -> Dim:
+    """Concat's axis dim: the sum, or the one nonzero dim among symbolic ones."""
     if all(isinstance(d, int) for d in dims):
         return sum(dims)
     nonzero = [d for d in dims if d != 0]
@@ -790,31 +791,31 @@ def _cubic_weight(d: np.ndarray, a: float) -> np.ndarray:
 
 
 def _resize_kernel(mode: str, nearest_mode: str, antialias: int, cubic_a: float):
-    """A function (ratio[n_out], scale) -> (first offset, weights[n_out, taps]).
+    """A function (ratio[n_out], scale) -> weights[n_out, n] of an even number n of taps.
 
-    ``ratio`` in (0, 1] is the source position minus the left neighbour ``left``; the
-    taps sit at ``left + first offset + j``."""
+    ``ratio`` in (0, 1] is the source position minus its left neighbour ``left``; the
+    taps are ``left + 1 - n/2`` to ``left + n/2``."""
     def nearest(r, scale):
         picks = {"round_prefer_floor": r > 0.5, "round_prefer_ceil": r >= 0.5,
                  "floor": np.zeros_like(r, bool), "ceil": np.ones_like(r, bool)}
         if nearest_mode not in picks:
             raise ShapeError(f"Resize nearest_mode '{nearest_mode}' is unknown")
         right = picks[nearest_mode] | (r == 1)
-        return 0, np.stack([~right, right], axis=1).astype(np.float64)
+        return np.stack([~right, right], axis=1).astype(np.float64)
 
     def linear(r, scale):
         if not antialias:
-            return 0, np.stack([1 - r, r], axis=1)
+            return np.stack([1 - r, r], axis=1)
         s = min(scale, 1.0)
         first = int(np.floor(-1 / s) + 1)
         dist = (np.arange(first, 2 - first)[None, :] - r[:, None]) * s
         w = np.clip(1 - np.abs(dist), 0, 1)
-        return first, w / w.sum(axis=1, keepdims=True)
+        return w / w.sum(axis=1, keepdims=True)
 
     def cubic(r, scale):
         if not antialias:
             dists = [r + 1, r, 1 - r, (1 - r) + 1]
-            return -1, np.stack([_cubic_weight(d, cubic_a) for d in dists], axis=1)
+            return np.stack([_cubic_weight(d, cubic_a) for d in dists], axis=1)
         s = min(scale, 1.0)
         first = int(np.floor(-2 / s) + 1)
         x = np.abs(s * (np.arange(first, 2 - first)[None, :] - r[:, None]))
@@ -822,7 +823,7 @@ def _resize_kernel(mode: str, nearest_mode: str, antialias: int, cubic_a: float)
         a = cubic_a
         w = np.where(x <= 1, (a + 2) * x3 - (a + 3) * x2 + 1,
                      np.where(x < 2, a * x3 - 5 * a * x2 + 8 * a * x - 4 * a, 0.0))
-        return first, w / w.sum(axis=1, keepdims=True)
+        return w / w.sum(axis=1, keepdims=True)
 
     kernels = {"nearest": nearest, "linear": linear, "cubic": cubic}
     if mode not in kernels:
@@ -865,8 +866,9 @@ def _resize_axis(data: np.ndarray, axis: int, scale: float, out_len: int, kernel
         return np.empty(data.shape[:axis] + (0,) + data.shape[axis + 1:], data.dtype)
     x, outside = _source_coords(coord_mode, out_len, scale, in_len, roi)
     left = np.ceil(x).astype(np.int64) - 1
-    first, weights = kernel(x - left, scale)
-    taps = left[:, None] + first + np.arange(weights.shape[1])[None, :]
+    weights = kernel(x - left, scale)
+    n = weights.shape[1]
+    taps = left[:, None] + np.arange(1 - n // 2, n // 2 + 1)[None, :]
     tail = (1,) * (data.ndim - axis - 1)
     if nearest:  # pick the chosen neighbour: weighing them would turn 0 * inf into nan
         chosen = taps[np.arange(out_len), weights.argmax(axis=1)]

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from dh_core.errors import ShapeError
 from dh_core.ir import Node, TensorType
 
-from .oracle import infer, onnx_run, ours
+from .oracle import assert_all_match, infer, onnx_run, ours
 
 OPS = ("RNN", "GRU", "LSTM")
 SAMPLES = all_samples()
@@ -24,13 +24,6 @@ EXAMPLES = settings(max_examples=30, deadline=None)
 # of the same name (Affine and ScaledTanh: identity scaling).
 ONNX_DEFAULTS = {"affine": (1.0, 0.0), "leakyrelu": (0.01, None), "thresholdedrelu": (1.0, None),
                  "scaledtanh": (1.0, 1.0), "hardsigmoid": (0.2, 0.5), "elu": (1.0, None)}
-
-
-def assert_matches(got: np.ndarray, want: np.ndarray, tolerance: tuple[float, float]) -> None:
-    assert got.dtype == want.dtype, f"dtype {got.dtype} != {want.dtype}"
-    assert got.shape == want.shape, f"shape {got.shape} != {want.shape}"
-    rtol, atol = tolerance
-    np.testing.assert_allclose(got, want, rtol=rtol, atol=atol, equal_nan=True)
 
 
 def draw_sample(data, op: str, dtype: str) -> Sample:
@@ -57,8 +50,7 @@ def test_reference_matches_onnx(op, dtype, data):
     sample = without_ignored_features(draw_sample(data, op, dtype))
     want = onnx_run(op, sample.inputs, sample.attrs, sample.n_outputs)
     got = ours(op, sample.inputs, sample.attrs, sample.n_outputs)
-    for g, w in zip(got, want, strict=True):
-        assert_matches(g, w, SAMPLES[op].tolerance_for(dtype))
+    assert_all_match(got, want, SAMPLES[op].tolerance_for(dtype))
 
 
 def onnxruntime_run(op: str, sample: Sample) -> list[np.ndarray]:
@@ -119,8 +111,7 @@ def test_reference_matches_onnxruntime(op, data):
     # ONNX Runtime's Softplus is log(1 + exp(x)), which overflows where ours does not.
     assume(all(np.isfinite(w).all() for w in want))
     got = ours(op, sample.inputs, sample.attrs, sample.n_outputs)
-    for g, w in zip(got, want, strict=True):
-        assert_matches(g, w, SAMPLES[op].tolerance_for("float32"))
+    assert_all_match(got, want, SAMPLES[op].tolerance_for("float32"))
 
 
 @pytest.mark.parametrize(("op", "dtype"), CASES)

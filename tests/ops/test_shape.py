@@ -11,13 +11,15 @@ import pytest
 from dh_core.conformance.samples import Sample, all_samples
 from dh_core.ops import registry
 from dh_core.ops.base import Decomposer, InferContext
+from dh_core.ops.shape import resize_plan
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from onnx.reference.ops.op_resize import _compute_x_ori
 
 from dh_core.errors import ShapeError
 from dh_core.ir import Node, TensorType
 
-from .oracle import decomposed, infer, onnx_run, ours
+from .oracle import assert_all_match, assert_matches, decomposed, infer, onnx_run, ours
 
 OPS = ("Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Concat", "Split", "Slice",
        "Gather", "GatherElements", "ScatterND", "Expand", "Tile", "Pad", "Shape", "Size",
@@ -37,17 +39,6 @@ ORACLE_CASES = [pytest.param(op, dtype, marks=pytest.mark.skip(reason=ORACLE_GAP
                 if (op, dtype) in ORACLE_GAPS else (op, dtype) for op, dtype in CASES]
 COMPOSITE_CASES = [(op, dtype) for op, dtype in CASES if op not in CORE]
 EXAMPLES = settings(max_examples=30, deadline=None)
-
-
-def assert_matches(got: np.ndarray, want: np.ndarray, tolerance: tuple[float, float]) -> None:
-    """Same dtype and shape; floats equal within (rtol, atol) with nan == nan, others exactly."""
-    assert got.dtype == want.dtype, f"dtype {got.dtype} != {want.dtype}"
-    assert got.shape == want.shape, f"shape {got.shape} != {want.shape}"
-    if got.dtype.kind == "f":
-        rtol, atol = tolerance
-        np.testing.assert_allclose(got, want, rtol=rtol, atol=atol, equal_nan=True)
-    else:
-        np.testing.assert_array_equal(got, want)
 
 
 def draw_sample(data, op: str, dtype: str) -> Sample:
@@ -80,10 +71,37 @@ def oracle_case(op: str, sample: Sample) -> Sample:
         # onnx.reference computes in float64, exact for integers below 2**53 only, and
         # casts values that round up to 2**63 or 2**64 out of range.
         assume(np.all(np.abs(sample.inputs[0].astype(np.float64)) < 2**53))
+    if op == "Resize":
+        assume(not resize_window_slips(sample))
     if op == "GatherElements":
         # onnx.reference slices shapes with the raw axis, which breaks for negative ones.
         return Sample(sample.inputs, {"axis": sample.attrs["axis"] % sample.inputs[0].ndim})
     return sample
+
+
+def resize_window_slips(sample: Sample) -> bool:
+    """Whether onnx.reference picks a tap window off by one for some output of a Resize
+    sample: it looks for the n taps around a source coordinate x on x + n/2, which can
+    round to an integer when x is not (x = 1e-16 gives taps from -n/2, not 1 - n/2).
+    Its weights then sit on the wrong taps, which shows after rounding to integers or
+    when exclude_outside drops a tap."""
+    x, roi, scales, sizes = (list(sample.inputs) + [None] * 3)[:4]
+    attrs = sample.attrs
+    order, scale, size = resize_plan(
+        x.shape, None if scales is None else scales.tolist(), None if sizes is None else sizes.tolist(),
+        attrs.get("axes"), attrs.get("keep_aspect_ratio_policy", "stretch"))
+    mode = attrs["coordinate_transformation_mode"]
+    for i, axis in enumerate(order):
+        s = scale[axis]
+        bounds = None if roi is None else [roi[i], roi[len(order) + i]]
+        coords, _ = _compute_x_ori(mode, np.arange(size[axis], dtype=np.float64), s, x.shape[axis],
+                                   s * x.shape[axis], size[axis], bounds)
+        reach = 2 if attrs["mode"] == "cubic" else 1  # kernel radius before antialiasing
+        half = -math.floor(-reach / min(s, 1.0)) if attrs.get("antialias") else reach
+        shifted = coords + half
+        if np.any((shifted == np.floor(shifted)) != (coords == np.floor(coords))):
+            return True
+    return False
 
 
 def oracle_view(op: str, got: list[np.ndarray]) -> list[np.ndarray]:
@@ -158,8 +176,7 @@ def test_decomposition_matches_reference(op, dtype, data):
     n = n_outputs(op, sample)
     want = ours(op, sample.inputs, sample.attrs, n)
     got = decomposed(op, sample.inputs, sample.attrs, n, CONSTANT_INPUTS.get(op, ()))
-    for g, w in zip(got, want, strict=True):
-        assert_matches(g, w, (0, 0))
+    assert_all_match(got, want, (0, 0))
 
 
 def test_every_op_is_registered_with_samples_and_tier():

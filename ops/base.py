@@ -13,7 +13,8 @@ from dh_core.ir import Node, TensorType
 REQUIRED = object()
 """Default of an attribute that has no default."""
 
-ATTR_TYPES = ("int", "float", "string", "ints", "floats", "strings", "tensor", "graph", "graphs")
+ATTR_TYPES = ("int", "float", "string", "ints", "floats", "strings", "tensor", "sparse_tensor", "graph",
+              "graphs")
 
 
 @dataclass(frozen=True)

@@ -707,7 +707,7 @@ class ConstantOfShape(OpDef):
         return np.full(dims, fill, dtype=fill.dtype)
 
 
-_CONSTANT_ATTRS = ("value", "value_float", "value_floats", "value_int", "value_ints",
+_CONSTANT_ATTRS = ("value", "sparse_value", "value_float", "value_floats", "value_int", "value_ints",
                    "value_string", "value_strings")
 
 
@@ -717,6 +717,7 @@ class Constant(OpDef):
     outputs = (Param("output", "T"),)
     attrs = {
         "value": Attr("tensor", None),
+        "sparse_value": Attr("sparse_tensor", None),
         "value_float": Attr("float", None),
         "value_floats": Attr("floats", None),
         "value_int": Attr("int", None),
@@ -739,7 +740,7 @@ class Constant(OpDef):
         if key in ("value_string", "value_strings"):
             raise ShapeError("Constant with string values is not supported", node)
         value = attrs[key]
-        if key == "value":
+        if key in ("value", "sparse_value"):  # the IR holds a sparse value as a dense array
             value = np.asarray(value)
             dt.from_numpy(value.dtype)
             return value

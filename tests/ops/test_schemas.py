@@ -15,7 +15,8 @@ ATTR_KINDS = {
     "int": onnx.AttributeProto.INT, "float": onnx.AttributeProto.FLOAT,
     "string": onnx.AttributeProto.STRING, "ints": onnx.AttributeProto.INTS,
     "floats": onnx.AttributeProto.FLOATS, "strings": onnx.AttributeProto.STRINGS,
-    "tensor": onnx.AttributeProto.TENSOR, "graph": onnx.AttributeProto.GRAPH,
+    "tensor": onnx.AttributeProto.TENSOR, "sparse_tensor": onnx.AttributeProto.SPARSE_TENSOR,
+    "graph": onnx.AttributeProto.GRAPH,
     "graphs": onnx.AttributeProto.GRAPHS,
 }
 ONNX_DTYPE = {"tensor(float)": "float32", "tensor(double)": "float64", "tensor(float16)": "float16",
@@ -60,6 +61,8 @@ def test_schema_matches_onnx(opdef):
         onnx_default = helper.get_attribute_value(default)
         if isinstance(onnx_default, bytes):
             onnx_default = onnx_default.decode()
+        if isinstance(onnx_default, list) and onnx_default and isinstance(onnx_default[0], bytes):
+            onnx_default = [v.decode() for v in onnx_default]
         if isinstance(onnx_default, onnx.TensorProto):
             onnx_default = onnx.numpy_helper.to_array(onnx_default)
             np.testing.assert_array_equal(attr.default, onnx_default)

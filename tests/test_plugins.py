@@ -116,3 +116,22 @@ def test_unknown_backend_name_is_a_device_error():
     plugins.reset()
     with pytest.raises(DeviceError, match="no backend named 'nope'.*cpu"):
         backends.get("nope")
+
+
+def test_dh_backends_command_lists_cpu_beside_a_broken_plugin(fake_plugins, tmp_path):
+    """The whole command, in a new process: one warning line, cpu still listed."""
+    import json
+    import os
+    import subprocess
+
+    fake_plugins("fake-broken", "fakeplug_broken", "raise ImportError('libfoo.so: cannot open shared object')\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
+    env.pop("DH_STRICT_PLUGINS", None)
+    env.pop("DH_BACKENDS", None)
+    done = subprocess.run([sys.executable, "-m", "dh_core.cli", "backends", "--json"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    listed = {b["name"]: b for b in json.loads(done.stdout)}
+    assert listed["cpu"]["available"] is True
+    assert "fakeplug_broken" in done.stderr and "libfoo.so" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -202,22 +202,19 @@ def _weights_kernel(w: np.ndarray, kernel_shape: Sequence[int] | None) -> list[i
 
 
 # -- ops ----------------------------------------------------------------------------------
-@register
-class Conv(OpDef):
-    name = "Conv"
+class _Convolution(OpDef):
+    """What Conv and ConvTranspose share: inputs, type inference, stride arithmetic."""
+
     inputs = (Param("X", "T"), Param("W", "T"), Param("B", "T", optional=True))
     outputs = (Param("Y", "T"),)
-    attrs = {"auto_pad": Attr("string", "NOTSET"), "dilations": Attr("ints", None),
-             "group": Attr("int", 1), "kernel_shape": Attr("ints", None),
-             "pads": Attr("ints", None), "strides": Attr("ints", None)}
     constraints = {"T": dt.FLOATS}
 
     def infer(self, ctx: InferContext):
         (dtype,) = self.output_dtypes(ctx)
-        x, w = ctx.shape(0), ctx.shape(1)
+        x = ctx.shape(0)
         if dtype is None or x is None:
             return [None if dtype is None else TensorType(dtype, None)]
-        m = w[0] if w is not None else None
+        m = self._out_channels(ctx.shape(1), int(ctx.attrs.get("group", 1)))
         kernel = _kernel_of(ctx)
         if not _spatial_known(x) or kernel is None:
             return [TensorType(dtype, (x[0], m) + (None,) * (len(x) - 2))]
@@ -225,13 +222,28 @@ class Conv(OpDef):
         return [TensorType(dtype, (x[0], m) + tuple(out))]
 
     @staticmethod
-    def _geometry(sizes: list[int], kernel: list[int], attrs: dict):
-        """(output sizes, (strides, dilations, pads))."""
+    def _strides_dilations(sizes: list[int], kernel: list[int], attrs: dict):
         n = len(kernel)
         if len(sizes) != n:
             raise ShapeError(f"kernel has {n} spatial axes but the input has {len(sizes)}")
-        strides = spatial_attr(attrs.get("strides"), n, 1)
-        dilations = spatial_attr(attrs.get("dilations"), n, 1)
+        return n, spatial_attr(attrs.get("strides"), n, 1), spatial_attr(attrs.get("dilations"), n, 1)
+
+
+@register
+class Conv(_Convolution):
+    name = "Conv"
+    attrs = {"auto_pad": Attr("string", "NOTSET"), "dilations": Attr("ints", None),
+             "group": Attr("int", 1), "kernel_shape": Attr("ints", None),
+             "pads": Attr("ints", None), "strides": Attr("ints", None)}
+
+    @staticmethod
+    def _out_channels(w, group: int):
+        return w[0] if w is not None else None
+
+    @classmethod
+    def _geometry(cls, sizes: list[int], kernel: list[int], attrs: dict):
+        """(output sizes, (strides, dilations, pads))."""
+        n, strides, dilations = cls._strides_dilations(sizes, kernel, attrs)
         pads = resolve_pads(attrs.get("auto_pad", "NOTSET"), sizes, kernel, strides, dilations, attrs.get("pads"))
         out = [output_size(sizes[i], kernel[i], strides[i], dilations[i], pads[i], pads[i + n]) for i in range(n)]
         return out, (strides, dilations, pads)
@@ -259,37 +271,21 @@ class Conv(OpDef):
 
 
 @register
-class ConvTranspose(OpDef):
+class ConvTranspose(_Convolution):
     name = "ConvTranspose"
-    inputs = (Param("X", "T"), Param("W", "T"), Param("B", "T", optional=True))
-    outputs = (Param("Y", "T"),)
     attrs = {"auto_pad": Attr("string", "NOTSET"), "dilations": Attr("ints", None),
              "group": Attr("int", 1), "kernel_shape": Attr("ints", None),
              "output_padding": Attr("ints", None), "output_shape": Attr("ints", None),
              "pads": Attr("ints", None), "strides": Attr("ints", None)}
-    constraints = {"T": dt.FLOATS}
-
-    def infer(self, ctx: InferContext):
-        (dtype,) = self.output_dtypes(ctx)
-        x, w = ctx.shape(0), ctx.shape(1)
-        if dtype is None or x is None:
-            return [None if dtype is None else TensorType(dtype, None)]
-        group = int(ctx.attrs.get("group", 1))
-        m = w[1] * group if w is not None and isinstance(w[1], int) else None
-        kernel = _kernel_of(ctx)
-        if not _spatial_known(x) or kernel is None:
-            return [TensorType(dtype, (x[0], m) + (None,) * (len(x) - 2))]
-        out, _ = self._geometry(list(x[2:]), kernel, ctx.attrs)
-        return [TensorType(dtype, (x[0], m) + tuple(out))]
 
     @staticmethod
-    def _geometry(sizes: list[int], kernel: list[int], attrs: dict):
+    def _out_channels(w, group: int):
+        return w[1] * group if w is not None and isinstance(w[1], int) else None
+
+    @classmethod
+    def _geometry(cls, sizes: list[int], kernel: list[int], attrs: dict):
         """(output sizes, (strides, dilations, pads))."""
-        n = len(kernel)
-        if len(sizes) != n:
-            raise ShapeError(f"kernel has {n} spatial axes but the input has {len(sizes)}")
-        strides = spatial_attr(attrs.get("strides"), n, 1)
-        dilations = spatial_attr(attrs.get("dilations"), n, 1)
+        n, strides, dilations = cls._strides_dilations(sizes, kernel, attrs)
         out_pad = spatial_attr(attrs.get("output_padding"), n, 0)
         pads = conv_transpose_pads(attrs.get("auto_pad", "NOTSET"), sizes, kernel, strides, dilations, out_pad,
                                    attrs.get("pads"), attrs.get("output_shape"))

@@ -2,9 +2,13 @@
 from . import (  # noqa: F401
     conv,
     elementwise,
+    indexing,
     linalg,
     normalization,
+    quantize,
     reduce,
     rnn,
     shape,
+    signal,
+    vision,
 )

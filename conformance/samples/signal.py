@@ -1,0 +1,1 @@
+"""Samples for the signal ops."""

@@ -1,0 +1,1 @@
+"""Indexing ops: gathers, scatters, selections by condition or value."""

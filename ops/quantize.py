@@ -1,0 +1,1 @@
+"""Quantization ops: QuantizeLinear, DequantizeLinear, integer matmul and convolution."""

@@ -1,0 +1,1 @@
+"""Signal ops: Fourier transforms and windows."""

@@ -1,0 +1,1 @@
+"""Vision ops: detection, region pooling, sampling grids."""

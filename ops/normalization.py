@@ -19,7 +19,7 @@ from dh_core.ir import TensorType
 
 from .base import Attr, Decomposer, InferContext, OpDef, Param
 from .registry import register
-from .shapes import normalize_axis
+from .shapes import broadcast, normalize_axes, normalize_axis
 
 
 # -- shared pieces ---------------------------------------------------------------------
@@ -328,3 +328,170 @@ class LogSoftmax(_SoftmaxBase):
     def decompose(self, d):
         shifted, e, axes = self._emit_shifted_exp(d)
         d.op("Sub", shifted, d.op("Log", _reduce(d, "ReduceSum", e, axes)), outputs=d.outputs)
+
+
+@register
+class RMSNormalization(OpDef):
+    """Opset-23 semantics: Y = X / sqrt(mean(X**2) + epsilon) * scale, the mean over axes
+    [axis, rank) computed in the stash_type dtype (float32 by default)."""
+
+    name = "RMSNormalization"
+    inputs = (Param("X", "T"), Param("scale", "V"))
+    outputs = (Param("Y", "V"),)
+    attrs = {"axis": Attr("int", -1), "epsilon": Attr("float", 1e-5), "stash_type": Attr("int", 1)}
+    constraints = {"T": dt.FLOATS, "V": dt.FLOATS}
+    composite = True
+
+    def infer(self, ctx: InferContext):
+        stash_dtype(self.name, ctx.attrs["stash_type"])
+        shape = ctx.shape(0)
+        if shape is not None:
+            normalize_axis(ctx.attrs["axis"], len(shape), ctx.node.name)
+        dtype = ctx.dtype(1)
+        return [None if dtype is None else TensorType(dtype, broadcast(shape, ctx.shape(1), node=ctx.node.name))]
+
+    def reference(self, x, scale, *, axis, epsilon, stash_type):
+        stash = stash_dtype(self.name, stash_type)
+        axes = tuple(range(normalize_axis(axis, x.ndim), x.ndim))
+        xs = x.astype(stash)
+        mean_square = np.mean(xs * xs, axis=axes, keepdims=True).astype(stash)
+        normalized = xs / np.sqrt(mean_square + float_attr(epsilon, stash))
+        return normalized.astype(scale.dtype) * scale
+
+    def decompose(self, d):
+        dtype, r = d.dtype(0), d.rank(0)
+        stash = stash_dtype(self.name, d.attrs["stash_type"])
+        axes = range(normalize_axis(d.attrs["axis"], r, d.node.name), r)
+        x = _cast(d, d.inputs[0], dtype, stash)
+        mean_square = _reduce(d, "ReduceMean", d.op("Mul", x, x), axes)
+        rms = d.op("Sqrt", d.op("Add", mean_square, d.const(float_attr(d.attrs["epsilon"], stash))))
+        normalized = _cast(d, d.op("Div", x, rms), stash, d.dtype(1))
+        d.op("Mul", normalized, d.inputs[1], outputs=d.outputs)
+
+
+@register
+class MeanVarianceNormalization(OpDef):
+    """ONNX's function body: Y = (X - E[X]) / (sqrt(E[X**2] - E[X]**2) + 1e-9), the
+    expectations over ``axes``, in X's dtype."""
+
+    name = "MeanVarianceNormalization"
+    inputs = (Param("X", "T"),)
+    outputs = (Param("Y", "T"),)
+    attrs = {"axes": Attr("ints", [0, 2, 3])}
+    constraints = {"T": dt.FLOATS}
+    composite = True
+    EPSILON = 1e-9
+
+    def infer(self, ctx: InferContext):
+        shape = ctx.shape(0)
+        if shape is not None:
+            normalize_axes(ctx.attrs["axes"], len(shape), ctx.node.name)
+        (dtype,) = self.output_dtypes(ctx)
+        return [None if dtype is None else TensorType(dtype, shape)]
+
+    def reference(self, x, *, axes):
+        axes = tuple(normalize_axes(axes, x.ndim))
+        mean = np.mean(x, axis=axes, keepdims=True).astype(x.dtype)
+        mean_of_square = np.mean(x * x, axis=axes, keepdims=True).astype(x.dtype)
+        std = np.sqrt(mean_of_square - mean * mean)
+        return (x - mean) / (std + float_attr(self.EPSILON, x.dtype))
+
+    def decompose(self, d):
+        dtype = d.dtype(0)
+        axes = normalize_axes(d.attrs["axes"], d.rank(0), d.node.name)
+        x = d.inputs[0]
+        mean = _reduce(d, "ReduceMean", x, axes)
+        mean_of_square = _reduce(d, "ReduceMean", d.op("Mul", x, x), axes)
+        std = d.op("Sqrt", d.op("Sub", mean_of_square, d.op("Mul", mean, mean)))
+        denominator = d.op("Add", std, d.const(float_attr(self.EPSILON, dtype)))
+        d.op("Div", d.op("Sub", x, mean), denominator, outputs=d.outputs)
+
+
+class _SameShape(OpDef):
+    """A float op whose output has its input's dtype and shape."""
+
+    inputs = (Param("input", "T"),)
+    outputs = (Param("output", "T"),)
+    constraints = {"T": dt.FLOATS}
+
+    def infer(self, ctx: InferContext):
+        shape = ctx.shape(0)
+        if shape is not None and "axis" in ctx.attrs:
+            normalize_axis(ctx.attrs["axis"], len(shape), ctx.node.name)
+        (dtype,) = self.output_dtypes(ctx)
+        return [None if dtype is None else TensorType(dtype, shape)]
+
+
+@register
+class Hardmax(_SameShape):
+    """Opset-13 semantics: 1 at the first maximum along ``axis`` (a nan counts as the
+    maximum), 0 elsewhere."""
+
+    name = "Hardmax"
+    attrs = {"axis": Attr("int", -1)}
+
+    def reference(self, x, *, axis):
+        axis = normalize_axis(axis, x.ndim)
+        y = np.zeros_like(x)
+        if x.size:
+            np.put_along_axis(y, np.expand_dims(np.argmax(x, axis=axis), axis), 1, axis=axis)
+        return y
+
+
+@register
+class LpNormalization(_SameShape):
+    """X / ||X||_p along ``axis`` (p 1 or 2); 0 where the norm is 0."""
+
+    name = "LpNormalization"
+    attrs = {"axis": Attr("int", -1), "p": Attr("int", 2)}
+
+    def infer(self, ctx: InferContext):
+        self._check_p(ctx.attrs["p"], ctx.node.name)
+        return super().infer(ctx)
+
+    @staticmethod
+    def _check_p(p: int, node: str | None = None) -> None:
+        if p not in (1, 2):
+            raise ShapeError(f"LpNormalization supports p 1 and 2, got {p}", node)
+
+    def reference(self, x, *, axis, p):
+        self._check_p(p)
+        axis = normalize_axis(axis, x.ndim)
+        magnitude = np.abs(x) if p == 1 else x * x
+        norm = np.sum(magnitude, axis=axis, keepdims=True).astype(x.dtype)
+        if p == 2:
+            norm = np.sqrt(norm)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(norm == 0, np.zeros((), x.dtype), x / norm)
+
+
+@register
+class LRN(OpDef):
+    """Local response normalization across channels (axis 1):
+    Y = X / (bias + alpha / size * sum of X**2 over the channel window) ** beta, the
+    window [c - floor((size-1)/2), c + ceil((size-1)/2)]; float16 is computed in float32."""
+
+    name = "LRN"
+    inputs = (Param("X", "T"),)
+    outputs = (Param("Y", "T"),)
+    attrs = {"alpha": Attr("float", 1e-4), "beta": Attr("float", 0.75), "bias": Attr("float", 1.0),
+             "size": Attr("int")}
+    constraints = {"T": dt.FLOATS}
+
+    def infer(self, ctx: InferContext):
+        shape = ctx.shape(0)
+        if shape is not None and len(shape) < 2:
+            raise ShapeError(f"LRN needs an input of rank >= 2, got rank {len(shape)}", ctx.node.name)
+        (dtype,) = self.output_dtypes(ctx)
+        return [None if dtype is None else TensorType(dtype, shape)]
+
+    def reference(self, x, *, alpha, beta, bias, size):
+        work = stats_dtype(x.dtype.name)
+        xs = x.astype(work)
+        squares = xs * xs
+        channels = x.shape[1]
+        before, after = (size - 1) // 2, size // 2
+        padded = np.pad(squares, [(0, 0), (before, after)] + [(0, 0)] * (x.ndim - 2))
+        window_sum = sum(padded[:, i:i + channels] for i in range(size))
+        scale = float_attr(bias, work) + float_attr(alpha, work) / np.asarray(size, work) * window_sum
+        return (xs / scale ** float_attr(beta, work)).astype(x.dtype)

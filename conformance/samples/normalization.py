@@ -103,3 +103,75 @@ def _softmax(dtype):
 SOFTMAX_TOLERANCE = {"float16": (1e-2, 1e-3), "float32": (1e-5, 1e-6)}
 samples("Softmax", dt.FLOATS, SOFTMAX_TOLERANCE)(_softmax)
 samples("LogSoftmax", dt.FLOATS, SOFTMAX_TOLERANCE)(_softmax)
+
+
+@samples("RMSNormalization", dt.FLOATS, STASH_TOLERANCE)
+def rms_normalization(dtype):
+    """scale has X's dtype: ONNX's function body multiplies a T by a V, so T and V must agree."""
+
+    @st.composite
+    def draw(draw_):
+        shape = draw_(shapes(min_dims=1, max_dims=4, min_side=1, max_side=4))
+        axis = draw_(st.integers(-len(shape), len(shape) - 1))
+        normalized = shape[axis:]
+        scale_shape = normalized[draw_(st.integers(0, len(normalized))):]
+        inputs = [draw_(values(dtype, shape)), draw_(values(dtype, scale_shape, bound=2, special=False))]
+        return Sample(inputs, {"axis": axis, "epsilon": draw_(EPSILONS)})
+
+    return draw()
+
+
+@samples("MeanVarianceNormalization", dt.FLOATS, {"float16": (5e-2, 5e-2), "float32": (1e-3, 1e-3),
+                                                  "float64": (1e-9, 1e-9)})
+def mean_variance_normalization(dtype):
+    @st.composite
+    def draw(draw_):
+        if draw_(st.booleans()):
+            shape, attrs = draw_(shapes(min_dims=4, max_dims=4, min_side=1, max_side=3)), {}
+        else:
+            shape = draw_(shapes(min_dims=1, max_dims=4, min_side=1, max_side=4))
+            axes = draw_(st.lists(st.integers(-len(shape), len(shape) - 1), min_size=1, max_size=len(shape),
+                                  unique_by=lambda a: a % len(shape)))
+            attrs = {"axes": axes}
+        return Sample([draw_(values(dtype, shape, bound=4))], attrs)
+
+    return draw()
+
+
+def _axis_sample(dtype, special: bool = True, **extra):
+    @st.composite
+    def draw(draw_):
+        shape = draw_(shapes(min_dims=1))
+        attrs = {"axis": draw_(st.integers(-len(shape), len(shape) - 1))} if draw_(st.booleans()) else {}
+        for name, strategy in extra.items():
+            if draw_(st.booleans()):
+                attrs[name] = draw_(strategy)
+        return Sample([draw_(values(dtype, shape, special=special))], attrs)
+
+    return draw()
+
+
+@samples("Hardmax", dt.FLOATS)
+def hardmax(dtype):
+    return _axis_sample(dtype)
+
+
+@samples("LpNormalization", dt.FLOATS, {"float16": (1e-2, 1e-3), "float32": (1e-5, 1e-6)})
+def lp_normalization(dtype):
+    return _axis_sample(dtype, p=st.sampled_from([1, 2]))
+
+
+@samples("LRN", dt.FLOATS, {"float16": (1e-2, 1e-3), "float32": (1e-5, 1e-6), "float64": (1e-7, 1e-9)})
+def lrn(dtype):
+    """float64 tolerance: alpha is a float32 attribute, which implementations round differently."""
+
+    @st.composite
+    def draw(draw_):
+        shape = draw_(shapes(min_dims=2, max_dims=4, min_side=0, max_side=4))
+        attrs = {"size": draw_(st.integers(1, 5))}
+        if draw_(st.booleans()):
+            attrs.update(alpha=draw_(st.sampled_from([1e-4, 0.1, 1.0])), beta=draw_(st.sampled_from([0.5, 0.75, 1.0])),
+                         bias=draw_(st.sampled_from([1.0, 2.0])))
+        return Sample([draw_(values(dtype, shape))], attrs)
+
+    return draw()

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from onnx import helper, numpy_helper
+from onnx.reference import ReferenceEvaluator
 
 from dh_core import dtypes as dt
 from dh_core.conformance.samples import all_samples
@@ -21,8 +23,10 @@ pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 SAMPLES = all_samples()
 SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 OPS = ("BatchNormalization", "InstanceNormalization", "LayerNormalization", "GroupNormalization",
-       "Softmax", "LogSoftmax")
+       "Softmax", "LogSoftmax", "RMSNormalization", "MeanVarianceNormalization", "Hardmax",
+       "LpNormalization", "LRN")
 CASES = [(op, d) for op in OPS for d in dt.FLOATS]
+COMPOSITE_CASES = [(op, d) for op, d in CASES if registry.get(op).composite]
 
 
 def assert_same(op: str, dtype: str, got, expected) -> None:
@@ -53,7 +57,47 @@ def oracle(op: str, inputs, attrs, n_outputs: int):
     if op == "LogSoftmax":
         # onnx.reference takes log(softmax(x)), which underflows to -inf where x - max(x) < log(tiny)
         return _run_cast(op, inputs, attrs, n_outputs, "float64", [dtype])
+    if op == "RMSNormalization":
+        # stash_type 1 (float32 statistics); onnx.reference computes in X's dtype and returns it
+        return _run_cast(op, inputs, attrs, n_outputs, "float32", [inputs[1].dtype])
+    if op == "LRN":
+        return _lrn_oracle(inputs[0], attrs)
+    if op == "MeanVarianceNormalization":
+        return _mvn_oracle(inputs[0], attrs.get("axes", [0, 2, 3]))
+    if op == "LpNormalization" and attrs.get("p") == 1:
+        # onnx.reference sums x, not |x|: run it on |x| and restore the signs
+        (y,) = onnx_run(op, [np.abs(inputs[0])], attrs)
+        return [(np.sign(inputs[0]) * y).astype(dtype)]
     return onnx_run(op, inputs, attrs, n_outputs)
+
+
+def _mvn_oracle(x: np.ndarray, axes) -> list[np.ndarray]:
+    """ONNX's MeanVarianceNormalization function body run by onnx.reference, its float
+    constants in x's dtype (as written, the body only type-checks for float32)."""
+    consts = {"two": np.array(2, x.dtype), "eps": np.array(1e-9, x.dtype), "axes": np.array(axes, np.int64)}
+    body = [("ReduceMean", ["X", "axes"], "mean"), ("Pow", ["mean", "two"], "mean_sq"),
+            ("Pow", ["X", "two"], "x_sq"), ("ReduceMean", ["x_sq", "axes"], "sq_mean"),
+            ("Sub", ["sq_mean", "mean_sq"], "var"), ("Sqrt", ["var"], "std"), ("Sub", ["X", "mean"], "dev"),
+            ("Add", ["std", "eps"], "denominator"), ("Div", ["dev", "denominator"], "Y")]
+    nodes = [helper.make_node(op, ins, [out]) for op, ins, out in body]
+    code = helper.np_dtype_to_tensor_dtype(x.dtype)
+    graph = helper.make_graph(nodes, "mvn", [helper.make_tensor_value_info("X", code, x.shape)],
+                              [helper.make_tensor_value_info("Y", code, None)],
+                              [numpy_helper.from_array(v, k) for k, v in consts.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    return ReferenceEvaluator(model).run(None, {"X": x})
+
+
+def _lrn_oracle(x: np.ndarray, attrs) -> list[np.ndarray]:
+    """onnx.reference's LRN loops over the batch where it means the channels, and takes
+    4-D float inputs only: run it per image, tiled to as many images as channels, on the
+    spatial dims flattened, in float32 (our float16 compute dtype)."""
+    n, c = x.shape[:2]
+    work = np.float32 if x.dtype == np.float16 else x.dtype
+    flat = x.astype(work).reshape(n, c, int(np.prod(x.shape[2:])), 1)
+    rows = [onnx_run("LRN", [np.repeat(flat[i:i + 1], c, axis=0)], attrs)[0][:1] for i in range(n)]
+    y = np.concatenate(rows) if rows and c else flat
+    return [y.reshape(x.shape).astype(x.dtype)]
 
 
 def _n_outputs(s) -> int:
@@ -79,7 +123,7 @@ def test_infer_matches_reference(op, dtype, data):
     assert infer(op, s.inputs, s.attrs, n) == [TensorType(y.dtype.name, y.shape) for y in got]
 
 
-@pytest.mark.parametrize("op,dtype", CASES)
+@pytest.mark.parametrize("op,dtype", COMPOSITE_CASES)
 @SETTINGS
 @given(data=st.data())
 def test_decomposition_matches_reference(op, dtype, data):
@@ -158,3 +202,37 @@ def test_softmax_decomposition_subtracts_the_max():
     opdef.decompose(d)
     assert [n.op for n in d.nodes] == ["ReduceMax", "Sub", "Exp", "ReduceSum", "Div"]
     assert d.nodes[-1].outputs == ["y"]
+
+
+def test_hardmax_marks_the_first_maximum():
+    x = np.array([[3.0, 1.0, 3.0], [0.0, np.nan, np.nan]], np.float32)
+    (y,) = ours("Hardmax", [x])
+    np.testing.assert_array_equal(y, [[1, 0, 0], [0, 1, 0]])
+    (y0,) = ours("Hardmax", [x], {"axis": 0})
+    np.testing.assert_array_equal(y0, [[1, 0, 0], [0, 1, 1]])
+
+
+def test_lp_normalization_p1_uses_magnitudes_and_keeps_zero_rows():
+    x = np.array([[-1.0, 3.0], [0.0, 0.0]], np.float32)
+    (y,) = ours("LpNormalization", [x], {"p": 1})
+    np.testing.assert_allclose(y, [[-0.25, 0.75], [0.0, 0.0]])
+    with pytest.raises(ShapeError, match="p 1 and 2"):
+        ours("LpNormalization", [x], {"p": 3})
+
+
+def test_lrn_matches_onnx_node_case_formula():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 5, 3, 3)).astype(np.float32)
+    attrs = {"alpha": 2e-4, "beta": 0.5, "bias": 2.0, "size": 3}
+    square_sum = np.zeros_like(x)
+    for c in range(5):
+        square_sum[:, c] = np.sum(x[:, max(0, c - 1):min(5, c + 2)] ** 2, axis=1)
+    want = x / (2.0 + 2e-4 / 3 * square_sum) ** 0.5
+    np.testing.assert_allclose(ours("LRN", [x], attrs)[0], want, rtol=1e-6)
+    with pytest.raises(ShapeError, match="rank >= 2"):
+        _infer_types("LRN", [TensorType("float32", (4,))], {"size": 3})
+
+
+def test_rms_normalization_output_has_the_scale_dtype():
+    types = [TensorType("float16", ("N", 4)), TensorType("float32", (4,))]
+    assert _infer_types("RMSNormalization", types, {}) == [TensorType("float32", ("N", 4))]

@@ -300,6 +300,154 @@ class Round(Unary):
         return np.round(x)
 
 
+@register
+class Tan(UnaryIO):
+    name = "Tan"
+
+    def reference(self, x):
+        return np.tan(x)
+
+
+@register
+class Asin(UnaryIO):
+    name = "Asin"
+
+    def reference(self, x):
+        return np.arcsin(x)
+
+
+@register
+class Acos(UnaryIO):
+    name = "Acos"
+
+    def reference(self, x):
+        return np.arccos(x)
+
+
+@register
+class Atan(UnaryIO):
+    name = "Atan"
+
+    def reference(self, x):
+        return np.arctan(x)
+
+
+@register
+class Sinh(UnaryIO):
+    name = "Sinh"
+
+    def reference(self, x):
+        return np.sinh(x)
+
+
+@register
+class Cosh(UnaryIO):
+    name = "Cosh"
+
+    def reference(self, x):
+        return np.cosh(x)
+
+
+@register
+class Asinh(UnaryIO):
+    name = "Asinh"
+
+    def reference(self, x):
+        return np.arcsinh(x)
+
+
+@register
+class Acosh(UnaryIO):
+    name = "Acosh"
+
+    def reference(self, x):
+        return np.arccosh(x)
+
+
+@register
+class Atanh(UnaryIO):
+    name = "Atanh"
+
+    def reference(self, x):
+        return np.arctanh(x)
+
+
+@register
+class Mod(Binary):
+    """``fmod=0``: integer remainder with the sign of the divisor (floats need
+    ``fmod=1``); ``fmod=1``: C fmod, with the sign of the dividend. A zero integer
+    divisor is undefined."""
+
+    name = "Mod"
+    attrs = {"fmod": Attr("int", 0)}
+
+    def reference(self, a, b, *, fmod):
+        return np.fmod(a, b) if fmod else np.mod(a, b)
+
+
+# -- bitwise -------------------------------------------------------------------
+class Bitwise(Binary):
+    constraints = {"T": dt.INTS}
+
+
+@register
+class BitShift(Bitwise):
+    """Right shifts of signed values are arithmetic; left shifts discard bits past the
+    top. A shift that is negative or at least the bit width gives the sign fill
+    alone (-1 for a right shift of a negative X, else 0)."""
+
+    name = "BitShift"
+    inputs = (Param("X", "T"), Param("Y", "T"))
+    outputs = (Param("Z", "T"),)
+    attrs = {"direction": Attr("string")}
+
+    def reference(self, x, y, *, direction):
+        bits = x.dtype.itemsize * 8
+        unsigned = np.dtype(f"uint{bits}")
+        valid = (y >= 0) & (y < bits)
+        amount = np.where(valid, y, 0).astype(unsigned)
+        if direction == "LEFT":
+            shifted = np.left_shift(x.view(unsigned), amount).view(x.dtype)
+            fill = np.zeros((), x.dtype)
+        else:
+            shifted = np.right_shift(x, amount.astype(x.dtype))
+            fill = np.where(x < 0, -1, 0).astype(x.dtype)
+        return np.where(valid, shifted, fill).astype(x.dtype)
+
+
+@register
+class BitwiseAnd(Bitwise):
+    name = "BitwiseAnd"
+
+    def reference(self, a, b):
+        return np.bitwise_and(a, b)
+
+
+@register
+class BitwiseOr(Bitwise):
+    name = "BitwiseOr"
+
+    def reference(self, a, b):
+        return np.bitwise_or(a, b)
+
+
+@register
+class BitwiseXor(Bitwise):
+    name = "BitwiseXor"
+
+    def reference(self, a, b):
+        return np.bitwise_xor(a, b)
+
+
+@register
+class BitwiseNot(Unary):
+    name = "BitwiseNot"
+    constraints = {"T": dt.INTS}
+
+    def reference(self, x):
+        return np.invert(x)
+
+
 # -- activations ---------------------------------------------------------------
 @register
 class Relu(Unary):
@@ -474,6 +622,145 @@ class Softplus(Unary):
         d.op("Add", d.op("Max", x, d.const(0, dtype)), log1p, outputs=d.outputs)
 
 
+def emit_elu(d: Decomposer, x: str, outputs: list[str] | int = 1) -> str:
+    """Emit ``Where(x < 0, Exp(x) - 1, x)``: Elu with alpha 1 in core ops."""
+    dtype = d.dtype()
+    neg = d.op("Less", x, d.const(0, dtype))
+    em1 = d.op("Sub", d.op("Exp", x), d.const(1, dtype))
+    return d.op("Where", neg, em1, x, outputs=outputs)
+
+
+def emit_softplus(d: Decomposer, x: str) -> str:
+    """Emit the stable ``max(x, 0) + log(1 + exp(-|x|))`` in core ops."""
+    dtype = d.dtype()
+    tail = d.op("Exp", d.op("Neg", d.op("Abs", x)))
+    log1p = d.op("Log", d.op("Add", tail, d.const(1, dtype)))
+    return d.op("Add", d.op("Max", x, d.const(0, dtype)), log1p)
+
+
+def softplus(x: np.ndarray) -> np.ndarray:
+    return (np.maximum(x, np.zeros((), x.dtype)) + np.log1p(np.exp(-np.abs(x)))).astype(x.dtype)
+
+
+@register
+class Celu(Unary):
+    """``alpha * Elu(x / alpha)``, as ONNX's function body."""
+
+    name = "Celu"
+    attrs = {"alpha": Attr("float", 1.0)}
+    composite = True
+
+    def reference(self, x, *, alpha):
+        a = attr_const(alpha, x)
+        xs = x / a
+        return (a * np.where(xs < 0, np.expm1(xs), xs)).astype(x.dtype)
+
+    def decompose(self, d):
+        alpha = d.const(np.float32(d.attrs["alpha"]), d.dtype())
+        elu = emit_elu(d, d.op("Div", d.inputs[0], alpha))
+        d.op("Mul", alpha, elu, outputs=d.outputs)
+
+
+@register
+class Mish(Unary):
+    """``x * tanh(softplus(x))``."""
+
+    name = "Mish"
+    composite = True
+
+    def reference(self, x):
+        return (x * np.tanh(softplus(x))).astype(x.dtype)
+
+    def decompose(self, d):
+        x = d.inputs[0]
+        d.op("Mul", x, d.op("Tanh", emit_softplus(d, x)), outputs=d.outputs)
+
+
+@register
+class PRelu(Elementwise):
+    """``slope * x`` where x < 0, else x; slope broadcasts to the shape of X."""
+
+    name = "PRelu"
+    inputs = (Param("X", "T"), Param("slope", "T"))
+    outputs = (Param("Y", "T"),)
+    constraints = {"T": dt.FLOATS + ("uint32", "uint64", "int32", "int64")}
+    composite = True
+
+    def infer(self, ctx: InferContext):
+        return [ctx.types[0]]
+
+    def reference(self, x, slope):
+        return np.where(x < 0, slope * x, x).astype(x.dtype)
+
+    def decompose(self, d):
+        x, slope = d.inputs
+        neg = d.op("Less", x, d.const(0, d.dtype()))
+        d.op("Where", neg, d.op("Mul", slope, x), x, outputs=d.outputs)
+
+
+@register
+class ThresholdedRelu(Unary):
+    """x where ``x > alpha``, else 0."""
+
+    name = "ThresholdedRelu"
+    attrs = {"alpha": Attr("float", 1.0)}
+    composite = True
+
+    def reference(self, x, *, alpha):
+        return np.where(attr_const(alpha, x) < x, x, np.zeros((), x.dtype))
+
+    def decompose(self, d):
+        x, dtype = d.inputs[0], d.dtype()
+        above = d.op("Less", d.const(np.float32(d.attrs["alpha"]), dtype), x)
+        d.op("Where", above, x, d.const(0, dtype), outputs=d.outputs)
+
+
+@register
+class Shrink(UnaryIO):
+    """``x + bias`` where ``x < -lambd``, ``x - bias`` where ``x > lambd``, else 0, with
+    lambd and bias cast to the input dtype (truncated for integers) as ONNX's function
+    body does; integer arithmetic wraps."""
+
+    name = "Shrink"
+    attrs = {"bias": Attr("float", 0.0), "lambd": Attr("float", 0.5)}
+    constraints = {"T": dt.NUMERIC}
+    composite = True
+
+    def reference(self, x, *, bias, lambd):
+        lam, b = attr_const(lambd, x), attr_const(bias, x)
+        wide = x.astype(np.float64)
+        low = wide < -lam.astype(np.float64)
+        high = lam.astype(np.float64) < wide
+        return np.where(low, x + b, np.where(high, x - b, np.zeros((), x.dtype))).astype(x.dtype)
+
+    def decompose(self, d):
+        x, dtype = d.inputs[0], d.dtype()
+        lam = np.asarray(np.float32(d.attrs["lambd"])).astype(dtype)
+        bias = d.const(np.float32(d.attrs["bias"]), dtype)
+        zero = d.const(0, dtype)
+        high = d.op("Where", d.op("Less", d.const(lam), x), d.op("Sub", x, bias), zero,
+                    outputs=1 if np.dtype(dtype).kind != "u" else d.outputs)
+        if np.dtype(dtype).kind != "u":  # -lambd of an unsigned input is never above x
+            low = d.op("Less", x, d.const(-lam))
+            d.op("Where", low, d.op("Add", x, bias), high, outputs=d.outputs)
+
+
+@register
+class Softsign(UnaryIO):
+    """``x / (1 + |x|)``."""
+
+    name = "Softsign"
+    composite = True
+
+    def reference(self, x):
+        return x / (np.ones((), x.dtype) + np.abs(x))
+
+    def decompose(self, d):
+        x = d.inputs[0]
+        denom = d.op("Add", d.const(1, d.dtype()), d.op("Abs", x))
+        d.op("Div", x, denom, outputs=d.outputs)
+
+
 @register
 class Clip(Elementwise):
     """Clamp to the optional scalar bounds; with ``min > max`` every value becomes max."""
@@ -627,6 +914,14 @@ class Or(Logical):
 
     def reference(self, a, b):
         return np.logical_or(a, b)
+
+
+@register
+class Xor(Logical):
+    name = "Xor"
+
+    def reference(self, a, b):
+        return np.logical_xor(a, b)
 
 
 @register

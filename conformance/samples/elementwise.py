@@ -207,3 +207,79 @@ def cast_like(dtype):
         return Sample([x, like])
 
     return draw()
+
+
+# -- trigonometric and hyperbolic ----------------------------------------------
+for _op in ("Tan", "Asin", "Acos", "Atan", "Sinh", "Cosh", "Asinh", "Acosh", "Atanh"):
+    samples(_op, dt.FLOATS)(unary)
+
+
+@samples("Mod", dt.NUMERIC)
+def mod(dtype):
+    """Floats take ``fmod=1`` (required by ONNX); integers either mode, with a nonzero
+    divisor and no INT_MIN dividend (zero divisors and overflow are undefined)."""
+    if np.dtype(dtype).kind == "f":
+        return with_attrs(binary(dtype), fmod=st.just(1))
+    info = np.iinfo(dtype)
+
+    @st.composite
+    def draw(draw_):
+        sa, sb = draw_(broadcast_shapes(2))
+        a = draw_(arrays(dtype, sa, min_value=info.min + 1 if info.min else 0))
+        b = draw_(hnp.arrays(np.dtype(dtype), sb, elements=elements(dtype).filter(bool)))
+        return Sample([a, b], {"fmod": draw_(st.integers(0, 1))})
+
+    return draw()
+
+
+# -- bitwise -------------------------------------------------------------------
+@samples("BitShift", dt.INTS)
+def bit_shift(dtype):
+    """Shift amounts around the bit width, negative ones for signed types."""
+    bits = np.dtype(dtype).itemsize * 8
+    low = -2 if np.dtype(dtype).kind == "i" else 0
+
+    @st.composite
+    def draw(draw_):
+        sa, sb = draw_(broadcast_shapes(2))
+        x = draw_(arrays(dtype, sa))
+        y = draw_(arrays(dtype, sb, min_value=low, max_value=bits + 2))
+        return Sample([x, y], {"direction": draw_(st.sampled_from(["LEFT", "RIGHT"]))})
+
+    return draw()
+
+
+samples("BitwiseAnd", dt.INTS)(binary)
+samples("BitwiseOr", dt.INTS)(binary)
+samples("BitwiseXor", dt.INTS)(binary)
+samples("BitwiseNot", dt.INTS)(unary)
+samples("Xor", BOOL)(binary)
+
+# -- more activations ------------------------------------------------------------
+samples("Celu", dt.FLOATS)(lambda dtype: with_attrs(unary(dtype), alpha=float_attr(0.125, 3)))
+samples("Mish", dt.FLOATS)(unary)
+samples("Softsign", dt.FLOATS)(unary)
+samples("ThresholdedRelu", dt.FLOATS)(lambda dtype: with_attrs(unary(dtype), alpha=float_attr(-3, 3)))
+
+
+@samples("PRelu", dt.FLOATS + ("uint32", "uint64", "int32", "int64"))
+def prelu(dtype):
+    """The slope broadcasts to X (unidirectionally)."""
+
+    @st.composite
+    def draw(draw_):
+        sx = draw_(shapes())
+        k = draw_(st.integers(0, len(sx)))
+        sslope = tuple(d if draw_(st.booleans()) else 1 for d in sx[len(sx) - k:])
+        return Sample([draw_(arrays(dtype, sx, min_value=-10, max_value=10)),
+                       draw_(arrays(dtype, sslope, min_value=-10, max_value=10))])
+
+    return draw()
+
+
+@samples("Shrink", dt.NUMERIC)
+def shrink(dtype):
+    """lambd >= 0; integer inputs get integral bias (a fraction is truncated away)."""
+    is_float = np.dtype(dtype).kind == "f"
+    bias = float_attr(-3, 3) if is_float else st.integers(0, 3).map(float)
+    return with_attrs(unary(dtype, min_value=-20, max_value=20), lambd=float_attr(0, 5), bias=bias)

@@ -6,12 +6,12 @@ import importlib
 
 import numpy as np
 import onnx
+import onnx.backend.test.case.node as node_case_package
 import pytest
 from dh_core.conformance.samples import Sample, all_samples
 from dh_core.ops import registry
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-import onnx.backend.test.case.node as node_case_package
 
 from dh_core import dtypes as dt
 from dh_core.ir import TensorType
@@ -180,3 +180,17 @@ def test_dynamic_quantize_includes_zero_in_the_range():
     assert y[-1] == 255
     _, _, zero_point = ours("DynamicQuantizeLinear", [np.array([-1.0, 3.0], np.float32)], n_outputs=3)
     assert zero_point == 64  # 1 / (4 / 255) = 63.75
+
+
+def test_qlinear_matmul_per_row_and_per_column_parameters():
+    a = np.array([[10, 20], [30, 40]], np.uint8)
+    b = np.array([[1, 0, 2], [0, 1, 2]], np.int8)
+    a_scale, a_zp = np.array([1.0, 0.5], np.float32), np.array([10, 30], np.uint8)
+    b_scale, b_zp = np.array([1.0, 2.0, 0.25], np.float32), np.array([0, 0, 1], np.int8)
+    y = run("QLinearMatMul", a, a_scale, a_zp, b, b_scale, b_zp, np.array(1.0, np.float32), np.array(0, np.int8))
+    acc = (a.astype(np.int32) - a_zp[:, None]) @ (b.astype(np.int32) - b_zp)  # [[0, 10, 10], [0, 10, 10]]
+    want = np.rint(acc * a_scale[:, None] * b_scale).astype(np.int8)
+    np.testing.assert_array_equal(y, want)
+    np.testing.assert_array_equal(y, [[0, 20, 2], [0, 10, 1]])
+    y = run("MatMulInteger", a, b, a_zp, b_zp)
+    np.testing.assert_array_equal(y, acc)

@@ -1,1 +1,222 @@
 """Vision ops: detection, region pooling, sampling grids."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from dh_core import dtypes as dt
+from dh_core.errors import ShapeError
+from dh_core.ir import TensorType
+
+from .base import Attr, InferContext, OpDef, Param
+from .conv import _pool_infer, _pool_windows
+from .registry import register
+
+Types = list[TensorType | None]
+
+
+# -- sampling grids ------------------------------------------------------------------------
+def reflect(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Coordinates folded back into [lo, hi] by reflecting off its ends, as often as needed."""
+    span = hi - lo
+    if span <= 0:
+        return np.full_like(x, lo)
+    below, above = lo - x, x - hi
+    dist = np.where(x < lo, below, above)
+    bounces = np.floor(dist / span)
+    rest = dist - bounces * span
+    even = bounces % 2 == 0
+    from_below = np.where(even, lo + rest, hi - rest)
+    from_above = np.where(even, hi - rest, lo + rest)
+    return np.where(x < lo, from_below, np.where(x > hi, from_above, x))
+
+
+def _cubic_weights(t: np.ndarray) -> list[np.ndarray]:
+    """Keys' cubic convolution weights (a = -0.75) of the taps at -1, 0, 1, 2 from floor(x)."""
+    a = -0.75
+
+    def near(d):
+        return ((a + 2) * d - (a + 3)) * d * d + 1
+
+    def far(d):
+        return ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
+
+    return [far(t + 1), near(t), near(1 - t), far(2 - t)]
+
+
+def _grid_taps(x: np.ndarray, mode: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(index, weight) of each tap for source coordinates ``x`` along one axis."""
+    if mode == "nearest":
+        return [(np.trunc(x).astype(np.int64), np.ones_like(x))]
+    base = np.floor(x)
+    t = x - base
+    if mode == "linear":
+        offsets, weights = (0, 1), [1 - t, t]
+    else:
+        offsets, weights = (-1, 0, 1, 2), _cubic_weights(t)
+    return [(base.astype(np.int64) + o, w) for o, w in zip(offsets, weights)]
+
+
+def _fetch_index(index: np.ndarray, size: int, padding_mode: str, bounds: tuple[float, float]):
+    """A tap's index inside the axis, and where it counts (False: a zero pad)."""
+    if padding_mode == "zeros":
+        valid = (index >= 0) & (index < size)
+        return np.clip(index, 0, size - 1), valid
+    if padding_mode == "border":
+        return np.clip(index, 0, size - 1), None
+    folded = np.trunc(reflect(index.astype(np.float64), *bounds)).astype(np.int64)
+    return np.clip(folded, 0, size - 1), None
+
+
+@register
+class GridSample(OpDef):
+    name = "GridSample"
+    inputs = (Param("X", "T1"), Param("grid", "T2"))
+    outputs = (Param("Y", "T1"),)
+    attrs = {"align_corners": Attr("int", 0), "mode": Attr("string", "linear"),
+             "padding_mode": Attr("string", "zeros")}
+    constraints = {"T1": dt.FLOATS, "T2": dt.FLOATS}
+
+    def infer(self, ctx: InferContext) -> Types:
+        x, grid, dtype = ctx.shape(0), ctx.shape(1), ctx.dtype(0)
+        if dtype is None:
+            return [None]
+        if x is None or grid is None:
+            return [TensorType(dtype, None)]
+        return [TensorType(dtype, (grid[0], x[1]) + tuple(grid[1:-1]))]
+
+    def reference(self, x, grid, *, align_corners, mode, padding_mode):
+        """Samples X at the grid's normalized coordinates ([-1, 1] spans the input;
+        the grid's last axis lists them innermost axis first)."""
+        sizes = x.shape[2:]
+        r = len(sizes)
+        if grid.shape[-1] != r or grid.ndim != r + 2 or grid.shape[0] != x.shape[0]:
+            raise ShapeError(f"GridSample grid {list(grid.shape)} does not fit input {list(x.shape)}")
+        if mode not in ("nearest", "linear", "cubic") or padding_mode not in ("zeros", "border", "reflection"):
+            raise ShapeError(f"GridSample mode '{mode}' or padding_mode '{padding_mode}' is unknown")
+        axes_taps = []
+        for i, size in enumerate(sizes):
+            g = grid[..., r - 1 - i]  # denormalized in the grid's dtype
+            if align_corners:
+                pos, bounds = (g + 1) / 2 * (size - 1), (0.0, size - 1.0)
+            else:
+                pos, bounds = ((g + 1) * size - 1) / 2, (-0.5, size - 0.5)
+            pos = pos.astype(np.float64)
+            if mode == "nearest":
+                pos = np.rint(pos)
+            outside = (pos < bounds[0]) | (pos > bounds[1])
+            if padding_mode == "border":
+                pos = np.where(outside, np.clip(pos, 0, size - 1), pos)
+            elif padding_mode == "reflection":
+                pos = np.where(outside, reflect(pos, *bounds), pos)
+            taps = []
+            for index, weight in _grid_taps(pos, mode):
+                where, valid = _fetch_index(index, size, padding_mode, bounds)
+                taps.append((where, weight, valid))
+            axes_taps.append(taps)
+        batch = np.arange(x.shape[0]).reshape((-1,) + (1,) * r)
+        data = x.astype(np.float64)
+        out = np.zeros(grid.shape[:-1] + (x.shape[1],), np.float64)
+        for combo in itertools.product(*axes_taps):
+            weight = np.ones(grid.shape[:-1])
+            valid = np.ones(grid.shape[:-1], bool)
+            for _, w, v in combo:
+                weight = weight * w
+                if v is not None:
+                    valid &= v
+            values = data[(batch, slice(None)) + tuple(where for where, _, _ in combo)]
+            values = np.where(valid[..., None], values, 0.0)
+            out += weight[..., None] * values
+        return np.moveaxis(out, -1, 1).astype(x.dtype)
+
+
+# -- detection -------------------------------------------------------------------------------
+def _corners(boxes: np.ndarray, center_point_box: int) -> tuple[np.ndarray, ...]:
+    """(x_min, x_max, y_min, y_max) of boxes given as corners or centre and size."""
+    if center_point_box:
+        half_w, half_h = boxes[:, 2] / 2, boxes[:, 3] / 2
+        return boxes[:, 0] - half_w, boxes[:, 0] + half_w, boxes[:, 1] - half_h, boxes[:, 1] + half_h
+    return (np.minimum(boxes[:, 1], boxes[:, 3]), np.maximum(boxes[:, 1], boxes[:, 3]),
+            np.minimum(boxes[:, 0], boxes[:, 2]), np.maximum(boxes[:, 0], boxes[:, 2]))
+
+
+def _overlaps(corners, i: int, chosen: list[int], iou_threshold) -> bool:
+    """Whether box ``i`` overlaps one of the chosen boxes by more than the IoU threshold."""
+    if not chosen:
+        return False
+    x0, x1, y0, y1 = corners
+    c = np.array(chosen)
+    ix = np.minimum(x1[i], x1[c]) - np.maximum(x0[i], x0[c])
+    iy = np.minimum(y1[i], y1[c]) - np.maximum(y0[i], y0[c])
+    inter = ix * iy
+    area_i = (x1[i] - x0[i]) * (y1[i] - y0[i])
+    area_c = (x1[c] - x0[c]) * (y1[c] - y0[c])
+    union = area_i + area_c - inter
+    counts = (ix > 0) & (iy > 0) & (inter > 0) & (area_i > 0) & (area_c > 0) & (union > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return bool(np.any(counts & (inter / np.where(counts, union, 1) > iou_threshold)))
+
+
+@register
+class NonMaxSuppression(OpDef):
+    name = "NonMaxSuppression"
+    inputs = (Param("boxes", "float32"), Param("scores", "float32"),
+              Param("max_output_boxes_per_class", "int64", optional=True),
+              Param("iou_threshold", "float32", optional=True),
+              Param("score_threshold", "float32", optional=True))
+    outputs = (Param("selected_indices", "int64"),)
+    attrs = {"center_point_box": Attr("int", 0)}
+
+    def infer(self, ctx: InferContext) -> Types:
+        return [TensorType("int64", (None, 3))]
+
+    def reference(self, boxes, scores, max_output_boxes_per_class=None, iou_threshold=None,
+                  score_threshold=None, *, center_point_box):
+        """Per batch and class, greedily keeps the best-scoring boxes (ties: lower index)
+        that overlap no kept box by more than ``iou_threshold``; rows are
+        (batch, class, box)."""
+        limit = 0 if max_output_boxes_per_class is None or not max_output_boxes_per_class.size else max(
+            int(max_output_boxes_per_class.reshape(-1)[0]), 0)
+        iou = np.float32(0 if iou_threshold is None or not iou_threshold.size else iou_threshold.reshape(-1)[0])
+        selected = []
+        for b in range(boxes.shape[0]):
+            corners = _corners(boxes[b], center_point_box)
+            for c in range(scores.shape[1]):
+                s = scores[b, c]
+                order = np.argsort(-s.astype(np.float64), kind="stable")
+                if score_threshold is not None and score_threshold.size:
+                    order = order[s[order] > score_threshold.reshape(-1)[0]]
+                chosen: list[int] = []
+                for i in order:
+                    if len(chosen) >= limit:
+                        break
+                    if not _overlaps(corners, int(i), chosen, iou):
+                        chosen.append(int(i))
+                selected += [(b, c, i) for i in chosen]
+        return np.array(selected, dtype=np.int64).reshape(-1, 3)
+
+
+# -- pooling ------------------------------------------------------------------------------------
+@register
+class LpPool(OpDef):
+    name = "LpPool"
+    inputs = (Param("X", "T"),)
+    outputs = (Param("Y", "T"),)
+    attrs = {"auto_pad": Attr("string", "NOTSET"), "ceil_mode": Attr("int", 0), "dilations": Attr("ints", None),
+             "kernel_shape": Attr("ints"), "p": Attr("int", 2), "pads": Attr("ints", None),
+             "strides": Attr("ints", None)}
+    constraints = {"T": dt.FLOATS}
+
+    def infer(self, ctx: InferContext) -> Types:
+        return [_pool_infer(ctx, ctx.dtype(0))]
+
+    def reference(self, x, *, auto_pad, ceil_mode, dilations, kernel_shape, p, pads, strides):
+        """The p-norm of each window, pads counting as zeros."""
+        attrs = {"auto_pad": auto_pad, "ceil_mode": ceil_mode, "dilations": dilations,
+                 "kernel_shape": kernel_shape, "pads": pads, "strides": strides}
+        win = _pool_windows(np.abs(x.astype(np.float64)), attrs, 0)
+        total = np.zeros(x.shape[:2] + tuple(win.out), np.float64)
+        for window in win.slices:
+            total += win.padded[(slice(None), slice(None)) + window] ** p
+        return (total ** (1.0 / p)).astype(x.dtype)

@@ -1,1 +1,76 @@
 """Samples for the vision ops."""
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import strategies as st
+
+from dh_core import dtypes as dt
+
+from . import Sample, samples
+from .strategies import arrays
+
+
+@samples("GridSample", dt.FLOATS, {"float16": (1e-2, 2e-2)})
+def grid_sample(dtype):
+    @st.composite
+    def draw(draw_):
+        r = draw_(st.sampled_from([1, 2, 2, 3]))
+        n, c = draw_(st.integers(1, 2)), draw_(st.integers(1, 2))
+        sizes = tuple(draw_(st.integers(1, 4)) for _ in range(r))
+        x = draw_(arrays(dtype, (n, c) + sizes, min_value=-10, max_value=10))
+        out = tuple(draw_(st.integers(0 if r == 2 else 1, 3)) for _ in range(r))
+        grid_dtype = draw_(st.sampled_from(dt.FLOATS))
+        grid = draw_(arrays(grid_dtype, (n,) + out + (r,), special=False, min_value=-1.5, max_value=1.5))
+        attrs = {"mode": draw_(st.sampled_from(["nearest", "linear", "cubic"])),
+                 "padding_mode": draw_(st.sampled_from(["zeros", "border", "reflection"])),
+                 "align_corners": draw_(st.sampled_from([0, 1]))}
+        return Sample([x, grid], attrs)
+
+    return draw()
+
+
+@samples("NonMaxSuppression", ("float32",))
+def non_max_suppression(dtype):
+    @st.composite
+    def draw(draw_):
+        b, k, c = draw_(st.integers(1, 2)), draw_(st.integers(0, 5)), draw_(st.integers(1, 2))
+        center = draw_(st.sampled_from([0, 1]))
+        coords = arrays(dtype, (b, k, 4), special=False, min_value=0, max_value=4)
+        boxes = draw_(coords)
+        if center:
+            boxes[..., 2:] = np.abs(boxes[..., 2:])
+        scores = draw_(arrays(dtype, (b, c, k), special=False, min_value=0, max_value=1))
+        inputs = [boxes, scores]
+        optional = [np.array([draw_(st.integers(0, 4))], np.int64),
+                    np.array([draw_(st.floats(0, 1, width=32))], np.float32),
+                    np.array([draw_(st.floats(0, 1, width=32))], np.float32)]
+        inputs += optional[:draw_(st.integers(0, 3))]
+        return Sample(inputs, {"center_point_box": center})
+
+    return draw()
+
+
+@samples("LpPool", dt.FLOATS)
+def lp_pool(dtype):
+    @st.composite
+    def draw(draw_):
+        r = draw_(st.integers(1, 3))
+        sizes = tuple(draw_(st.integers(1, 6)) for _ in range(r))
+        x = draw_(arrays(dtype, (draw_(st.integers(1, 2)), draw_(st.integers(1, 2))) + sizes,
+                         special=False, min_value=-4, max_value=4))
+        kernel = [draw_(st.integers(1, s)) for s in sizes]
+        attrs = {"kernel_shape": kernel, "p": draw_(st.integers(1, 3))}
+        if draw_(st.booleans()):
+            attrs["strides"] = [draw_(st.integers(1, 2)) for _ in range(r)]
+        if draw_(st.booleans()):
+            attrs["dilations"] = [draw_(st.integers(1, 2)) if k * 2 - 1 <= s else 1 for k, s in zip(kernel, sizes)]
+        if draw_(st.booleans()):
+            attrs["ceil_mode"] = 1
+        if draw_(st.booleans()):
+            attrs["pads"] = [draw_(st.integers(0, k - 1)) for k in kernel] * 2
+        elif draw_(st.booleans()):
+            attrs["auto_pad"] = draw_(st.sampled_from(["SAME_UPPER", "SAME_LOWER", "VALID"]))
+            attrs.pop("ceil_mode", None)  # ceil_mode applies to explicit pads only
+        return Sample([x], attrs)
+
+    return draw()

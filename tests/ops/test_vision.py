@@ -1,0 +1,150 @@
+"""Vision ops: our references against onnx.reference, type inference against the
+actual outputs (with and without constant inputs)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from dh_core.conformance.samples import Sample, all_samples
+from dh_core.ops import registry
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from dh_core.ir import TensorType
+
+from .oracle import assert_matches, infer, onnx_run, ours
+
+OPS = ("GridSample", "NonMaxSuppression", "LpPool")
+CONSTANT_INPUTS: dict[str, tuple[int, ...]] = {}
+DATA_DEPENDENT = {"NonMaxSuppression"}
+# onnx.reference weighs taps in the input's dtype; ours in float64, so results differ
+# by their rounding.
+ORACLE_TOLERANCE = {("GridSample", "float64"): (1e-6, 1e-6), ("GridSample", "float16"): (2e-2, 5e-2)}
+
+SAMPLES = all_samples()
+CASES = [(op, dtype) for op in OPS for dtype in SAMPLES[op].dtypes]
+EXAMPLES = settings(max_examples=30, deadline=None)
+
+
+def draw_sample(data, op: str, dtype: str) -> Sample:
+    return data.draw(SAMPLES[op].strategy(dtype), label="sample")
+
+
+def n_outputs(op: str, sample: Sample) -> int:
+    return sample.n_outputs or len(registry.get(op).outputs)
+
+
+def oracle_case(op: str, sample: Sample) -> Sample:
+    """The sample as fed to onnx.reference, adjusted around its known gaps."""
+    if op == "GridSample":
+        x, grid = sample.inputs
+        # onnx.reference reflects within a zero-width span (an axis of size 1 with
+        # align_corners) by dividing by zero, and returns a flat array for empty outputs.
+        assume(not (sample.attrs["padding_mode"] == "reflection" and sample.attrs["align_corners"]
+                    and 1 in x.shape[2:]))
+        assume(grid.size)
+    if op == "LpPool" and sample.attrs.get("auto_pad", "NOTSET").startswith("SAME"):
+        # onnx.reference pads with np.pad, which rejects the negative SAME pad of a
+        # stride above the kernel.
+        strides = sample.attrs.get("strides") or [1] * len(sample.attrs["kernel_shape"])
+        assume(all(s <= k for s, k in zip(strides, sample.attrs["kernel_shape"])))
+    if op == "LpPool":
+        # onnx.reference computes LpPool as a mean of |x|^p times the kernel size, so the
+        # overhang of a ceil_mode window counts as the window's mean instead of zero.
+        assume(not sample.attrs.get("ceil_mode"))
+        # It also sizes SAME pads from the undilated kernel.
+        assume(not (sample.attrs.get("auto_pad", "NOTSET").startswith("SAME") and sample.attrs.get("dilations")))
+    if op == "NonMaxSuppression":
+        # onnx.reference needs max_output_boxes_per_class and iou_threshold: pass their defaults.
+        defaults = [np.array([0], np.int64), np.array([0], np.float32)]
+        inputs = sample.inputs + defaults[len(sample.inputs) - 2:]
+        return Sample(inputs, sample.attrs)
+    return sample
+
+
+@pytest.mark.parametrize(("op", "dtype"), CASES)
+@EXAMPLES
+@given(data=st.data())
+def test_reference_matches_onnx(op, dtype, data):
+    sample = draw_sample(data, op, dtype)
+    n = n_outputs(op, sample)
+    case = oracle_case(op, sample)
+    got = ours(op, sample.inputs, sample.attrs, n)
+    want = onnx_run(op, case.inputs, case.attrs, n)
+    assert len(got) == len(want) == n
+    for g, w in zip(got, want):
+        tolerance = ORACLE_TOLERANCE.get((op, dtype), SAMPLES[op].tolerance_for(g.dtype.name))
+        assert_matches(g, w, tolerance)
+
+
+def _compatible(inferred: TensorType | None, actual: np.ndarray) -> bool:
+    """An inference may know less than the actual output, but nothing wrong."""
+    if inferred is None:
+        return True
+    if inferred.dtype != actual.dtype.name:
+        return False
+    if inferred.shape is None:
+        return True
+    return len(inferred.shape) == actual.ndim and all(
+        d is None or d == a for d, a in zip(inferred.shape, actual.shape))
+
+
+@pytest.mark.parametrize(("op", "dtype"), CASES)
+@settings(max_examples=20, deadline=None)
+@given(data=st.data())
+def test_infer_matches_outputs(op, dtype, data):
+    sample = draw_sample(data, op, dtype)
+    n = n_outputs(op, sample)
+    got = ours(op, sample.inputs, sample.attrs, n)
+    known = infer(op, sample.inputs, sample.attrs, n, CONSTANT_INPUTS.get(op, ()))
+    if op in DATA_DEPENDENT:
+        assert all(_compatible(t, g) and t.shape is not None for t, g in zip(known, got)), known
+    else:
+        assert known == [TensorType(g.dtype.name, g.shape) for g in got]
+    partial = infer(op, sample.inputs, sample.attrs, n)
+    assert len(partial) == n and all(_compatible(t, g) for t, g in zip(partial, got)), partial
+
+
+def test_every_op_is_registered_with_samples():
+    for op in OPS:
+        opdef = registry.get(op)
+        assert not opdef.composite, op
+        assert set(SAMPLES[op].dtypes) == set(opdef.dtypes(opdef.inputs[0].type)), op
+
+
+def test_inference_never_crashes_on_unknown_rank():
+    from dh_core.ir import Node
+    from dh_core.ops.base import InferContext
+    for op in OPS:
+        opdef = registry.get(op)
+        node = Node(op, [f"x{i}" for i in range(len(opdef.inputs))], [f"y{i}" for i in range(len(opdef.outputs))])
+        types = [TensorType("float32")] + [None] * (len(opdef.inputs) - 1)
+        result = opdef.infer(InferContext(node, types, opdef.full_attrs(node), [None] * len(types)))
+        assert len(result) == len(opdef.outputs), op
+
+
+
+
+# -- semantics beyond the oracle's reach ---------------------------------------------------
+def test_lp_pool_ceil_mode_overhang_adds_nothing():
+    x = np.ones((1, 1, 4), np.float32)
+    (got,) = ours("LpPool", [x], {"kernel_shape": [3], "strides": [2], "ceil_mode": 1, "p": 1})
+    np.testing.assert_array_equal(got, [[[3, 2]]])
+
+
+def test_non_max_suppression_keeps_the_best_of_overlapping_boxes():
+    boxes = np.array([[[0, 0, 1, 1], [0, 0.1, 1, 1.1], [0, 2, 1, 3]]], np.float32)
+    scores = np.array([[[0.8, 0.9, 0.7]]], np.float32)
+    (got,) = ours("NonMaxSuppression", [boxes, scores, np.array([3]), np.array([0.5], np.float32)])
+    np.testing.assert_array_equal(got, [[0, 0, 1], [0, 0, 2]])
+    (none,) = ours("NonMaxSuppression", [boxes, scores])
+    assert none.shape == (0, 3)
+
+
+@pytest.mark.parametrize("padding_mode", ["zeros", "border", "reflection"])
+def test_grid_sample_at_the_pixel_centres_returns_the_input(padding_mode):
+    x = np.arange(12, dtype=np.float64).reshape(1, 1, 3, 4)
+    ys, xs = np.meshgrid(np.linspace(-1, 1, 3), np.linspace(-1, 1, 4), indexing="ij")
+    grid = np.stack([xs, ys], axis=-1)[None]
+    for mode in ("nearest", "linear", "cubic"):
+        (got,) = ours("GridSample", [x, grid], {"align_corners": 1, "mode": mode, "padding_mode": padding_mode})
+        np.testing.assert_allclose(got, x, atol=1e-12)

@@ -495,3 +495,51 @@ class LRN(OpDef):
         window_sum = sum(padded[:, i:i + channels] for i in range(size))
         scale = float_attr(bias, work) + float_attr(alpha, work) / np.asarray(size, work) * window_sum
         return (xs / scale ** float_attr(beta, work)).astype(x.dtype)
+
+
+@register
+class RotaryEmbedding(OpDef):
+    """Rotary positional embedding (opset 23): the first rotary_embedding_dim features of each
+    head (all by default), split in halves (or interleaved pairs) (x1, x2), become
+    (x1 cos - x2 sin, x1 sin + x2 cos); cos/sin come from the caches, indexed by position_ids
+    when given. X is (batch, heads, seq, head) or (batch, seq, heads * head) with num_heads."""
+
+    name = "RotaryEmbedding"
+    inputs = (Param("X", "T"), Param("cos_cache", "T"), Param("sin_cache", "T"),
+              Param("position_ids", "M", optional=True))
+    outputs = (Param("Y", "T"),)
+    attrs = {"interleaved": Attr("int", 0), "num_heads": Attr("int", None), "rotary_embedding_dim": Attr("int", 0)}
+    constraints = {"T": ("float16", "float32"), "M": ("int64",)}
+
+    def infer(self, ctx: InferContext):
+        shape = ctx.shape(0)
+        if shape is not None and len(shape) not in (3, 4):
+            raise ShapeError(f"RotaryEmbedding X must have rank 3 or 4, got {len(shape)}", ctx.node.name)
+        if shape is not None and len(shape) == 3 and not ctx.attrs["num_heads"]:
+            raise ShapeError("RotaryEmbedding needs num_heads for a rank-3 X", ctx.node.name)
+        (dtype,) = self.output_dtypes(ctx)
+        return [None if dtype is None else TensorType(dtype, shape)]
+
+    def reference(self, x, cos_cache, sin_cache, position_ids=None, *, interleaved, num_heads,
+                  rotary_embedding_dim):
+        if x.ndim == 4:
+            heads = x.transpose(0, 2, 1, 3)
+        elif x.ndim == 3 and num_heads:
+            heads = x.reshape(x.shape[0], x.shape[1], num_heads, x.shape[2] // num_heads)
+        else:
+            raise ShapeError(f"RotaryEmbedding X must have rank 4, or rank 3 with num_heads; got shape "
+                             f"{list(x.shape)}")
+        rot = rotary_embedding_dim or heads.shape[3]
+        if position_ids is not None:
+            cos_cache, sin_cache = cos_cache[position_ids], sin_cache[position_ids]
+        if cos_cache.shape[-1] != rot // 2 or sin_cache.shape[-1] != rot // 2:
+            raise ShapeError(f"RotaryEmbedding caches must have {rot // 2} features, got "
+                             f"{cos_cache.shape[-1]} and {sin_cache.shape[-1]}")
+        cos, sin = cos_cache[:, :, np.newaxis], sin_cache[:, :, np.newaxis]
+        y = heads.copy()
+        first, second = (slice(0, rot, 2), slice(1, rot, 2)) if interleaved else (
+            slice(0, rot // 2), slice(rot // 2, rot))
+        x1, x2 = heads[..., first], heads[..., second]
+        y[..., first] = cos * x1 - sin * x2
+        y[..., second] = sin * x1 + cos * x2
+        return y.transpose(0, 2, 1, 3) if x.ndim == 4 else y.reshape(x.shape)

@@ -1,13 +1,15 @@
 """Samples for the normalization ops and Softmax/LogSoftmax."""
 from __future__ import annotations
 
+import numpy as np
+from hypothesis import assume
 from hypothesis import strategies as st
 
 from dh_core import dtypes as dt
 
 from . import Sample, samples
 from .linalg import values
-from .strategies import shapes
+from .strategies import arrays, shapes
 
 NORM_TOLERANCE = {"float16": (1e-2, 1e-2), "float32": (1e-4, 1e-3), "float64": (1e-9, 1e-9)}
 """Normalizing divides by the standard deviation, which is about sqrt(epsilon) for a constant
@@ -124,16 +126,25 @@ def rms_normalization(dtype):
 @samples("MeanVarianceNormalization", dt.FLOATS, {"float16": (5e-2, 5e-2), "float32": (1e-3, 1e-3),
                                                   "float64": (1e-9, 1e-9)})
 def mean_variance_normalization(dtype):
+    """Groups whose values vary: ONNX's E[x^2] - E[x]^2 cancels for near-constant groups,
+    where any two implementations may differ (even 0 against nan)."""
+
     @st.composite
     def draw(draw_):
         if draw_(st.booleans()):
-            shape, attrs = draw_(shapes(min_dims=4, max_dims=4, min_side=1, max_side=3)), {}
+            shape, axes, attrs = draw_(shapes(min_dims=4, max_dims=4, min_side=1, max_side=3)), [0, 2, 3], {}
         else:
             shape = draw_(shapes(min_dims=1, max_dims=4, min_side=1, max_side=4))
             axes = draw_(st.lists(st.integers(-len(shape), len(shape) - 1), min_size=1, max_size=len(shape),
                                   unique_by=lambda a: a % len(shape)))
             attrs = {"axes": axes}
-        return Sample([draw_(values(dtype, shape, bound=4))], attrs)
+        x = draw_(values(dtype, shape, bound=4))
+        wide = x.astype(np.float64)
+        axes = tuple(a % len(shape) for a in axes)
+        mean = np.mean(wide, axis=axes)
+        var = np.var(wide, axis=axes)
+        assume(np.all(~np.isfinite(var) | (var > 1e-2 * (mean * mean + 1))))
+        return Sample([x], attrs)
 
     return draw()
 
@@ -173,5 +184,36 @@ def lrn(dtype):
             attrs.update(alpha=draw_(st.sampled_from([1e-4, 0.1, 1.0])), beta=draw_(st.sampled_from([0.5, 0.75, 1.0])),
                          bias=draw_(st.sampled_from([1.0, 2.0])))
         return Sample([draw_(values(dtype, shape))], attrs)
+
+    return draw()
+
+
+@samples("RotaryEmbedding", ("float16", "float32"), {"float16": (1e-3, 1e-3), "float32": (1e-6, 1e-6)})
+def rotary_embedding(dtype):
+    """X as (batch, heads, seq, head) or (batch, seq, heads * head); caches indexed by
+    position_ids (2-D) or given per (batch, seq) (3-D)."""
+
+    @st.composite
+    def draw(draw_):
+        batch, heads, seq = draw_(st.integers(1, 2)), draw_(st.integers(1, 3)), draw_(st.integers(1, 4))
+        head = 2 * draw_(st.integers(1, 3))
+        rot = 2 * draw_(st.integers(1, head // 2)) if draw_(st.booleans()) else 0
+        attrs = {"interleaved": draw_(st.sampled_from([0, 1]))}
+        if rot:
+            attrs["rotary_embedding_dim"] = rot
+        if draw_(st.booleans()):
+            x = draw_(values(dtype, (batch, heads, seq, head)))
+        else:
+            x = draw_(values(dtype, (batch, seq, heads * head)))
+            attrs["num_heads"] = heads
+        half = (rot or head) // 2
+        if draw_(st.booleans()):
+            positions = draw_(st.integers(1, 5))
+            cache_shape = (positions, half)
+            ids = draw_(arrays("int64", (batch, seq), min_value=0, max_value=positions - 1))
+        else:
+            cache_shape, ids = (batch, seq, half), None
+        cos, sin = (draw_(values(dtype, cache_shape, bound=1, special=False)) for _ in range(2))
+        return Sample([x, cos, sin, ids], attrs)
 
     return draw()

@@ -24,8 +24,8 @@ SAMPLES = all_samples()
 SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 OPS = ("BatchNormalization", "InstanceNormalization", "LayerNormalization", "GroupNormalization",
        "Softmax", "LogSoftmax", "RMSNormalization", "MeanVarianceNormalization", "Hardmax",
-       "LpNormalization", "LRN")
-CASES = [(op, d) for op in OPS for d in dt.FLOATS]
+       "LpNormalization", "LRN", "RotaryEmbedding")
+CASES = [(op, d) for op in OPS for d in registry.get(op).dtypes("T")]
 COMPOSITE_CASES = [(op, d) for op, d in CASES if registry.get(op).composite]
 
 
@@ -236,3 +236,14 @@ def test_lrn_matches_onnx_node_case_formula():
 def test_rms_normalization_output_has_the_scale_dtype():
     types = [TensorType("float16", ("N", 4)), TensorType("float32", (4,))]
     assert _infer_types("RMSNormalization", types, {}) == [TensorType("float32", ("N", 4))]
+
+
+def test_rotary_embedding_rotates_pairs_by_the_cached_angle():
+    x = np.array([[[[1.0, 0.0, 2.0, 0.0]]]], np.float32)  # batch 1, heads 1, seq 1, head 4
+    angle = np.array([[np.pi / 2, 0.0]], np.float32)
+    cos, sin = np.cos(angle), np.sin(angle)
+    ids = np.zeros((1, 1), np.int64)
+    (halves,) = ours("RotaryEmbedding", [x, cos, sin, ids])
+    np.testing.assert_allclose(halves, [[[[-2.0, 0.0, 1.0, 0.0]]]], atol=1e-6)
+    (pairs,) = ours("RotaryEmbedding", [x, cos, sin, ids], {"interleaved": 1})
+    np.testing.assert_allclose(pairs, [[[[0.0, 1.0, 2.0, 0.0]]]], atol=1e-6)

@@ -283,3 +283,71 @@ class CenterCropPad(OpDef):
         out = np.zeros(out_shape, x.dtype)
         out[tuple(dst)] = x[tuple(src)]
         return out
+
+
+# -- blocks and matrices ---------------------------------------------------------------------
+def col2im_blocks(image: list[int], block: list[int], dilations: list[int], pads: list[int],
+                  strides: list[int]) -> list[int]:
+    """How many sliding blocks fit along each image axis."""
+    n = len(image)
+    return [(image[i] + pads[i] + pads[i + n] - dilations[i] * (block[i] - 1) - 1) // strides[i] + 1
+            for i in range(n)]
+
+
+@register
+class Col2Im(OpDef):
+    name = "Col2Im"
+    inputs = (Param("input", "T"), Param("image_shape", "int64"), Param("block_shape", "int64"))
+    outputs = (Param("output", "T"),)
+    attrs = {"dilations": Attr("ints", None), "pads": Attr("ints", None), "strides": Attr("ints", None)}
+    constraints = {"T": dt.NUMERIC}
+
+    def infer(self, ctx: InferContext) -> Types:
+        shape, image, block = ctx.shape(0), ctx.value(1), ctx.value(2)
+        batch = None if shape is None else shape[0]
+        channels = None
+        if shape is not None and isinstance(shape[1], int) and block is not None:
+            channels = shape[1] // max(math.prod(int(b) for b in block.reshape(-1)), 1)
+        if image is None:
+            n = ctx.shape(1)
+            return [_typed(ctx, None if n is None or not isinstance(n[0], int) else (batch, channels) + (None,) * n[0])]
+        return [_typed(ctx, (batch, channels) + tuple(int(i) for i in image.reshape(-1)))]
+
+    def reference(self, x, image_shape, block_shape, *, dilations, pads, strides):
+        """Sums the columns of sliding blocks (N, C*prod(block), L) back into an image
+        (N, C, *image_shape); overlapping blocks add up."""
+        image = [int(i) for i in image_shape.reshape(-1)]
+        block = [int(b) for b in block_shape.reshape(-1)]
+        n = len(image)
+        dilations = [1] * n if dilations is None else list(dilations)
+        strides = [1] * n if strides is None else list(strides)
+        pads = [0] * 2 * n if pads is None else list(pads)
+        counts = col2im_blocks(image, block, dilations, pads, strides)
+        size = math.prod(block)
+        if x.ndim != 3 or x.shape[1] % size or x.shape[2] != math.prod(counts) or min(counts) < 1:
+            raise ShapeError(f"Col2Im input {list(x.shape)} does not hold blocks {block} of image {image}")
+        cols = x.reshape((x.shape[0], x.shape[1] // size) + tuple(block) + tuple(counts))
+        padded = np.zeros(cols.shape[:2] + tuple(image[i] + pads[i] + pads[i + n] for i in range(n)), x.dtype)
+        for offset in np.ndindex(*block):
+            window = tuple(slice(o * d, o * d + (c - 1) * s + 1, s)
+                           for o, d, c, s in zip(offset, dilations, counts, strides))
+            padded[(slice(None), slice(None)) + window] += cols[(slice(None), slice(None)) + offset]
+        return padded[(slice(None), slice(None)) + tuple(slice(pads[i], pads[i] + image[i]) for i in range(n))]
+
+
+@register
+class Det(OpDef):
+    name = "Det"
+    inputs = (Param("X", "T"),)
+    outputs = (Param("Y", "T"),)
+    constraints = {"T": dt.FLOATS}
+
+    def infer(self, ctx: InferContext) -> Types:
+        shape = ctx.shape(0)
+        return [_typed(ctx, None if shape is None else tuple(shape[:-2]))]
+
+    def reference(self, x):
+        """Determinants of the trailing square matrices."""
+        if x.ndim < 2 or x.shape[-1] != x.shape[-2]:
+            raise ShapeError(f"Det needs square matrices, got shape {list(x.shape)}")
+        return np.asarray(np.linalg.det(x.astype(np.float64)), dtype=x.dtype)

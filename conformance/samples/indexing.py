@@ -116,3 +116,36 @@ def center_crop_pad(dtype):
         return Sample([x, sizes], {} if axes is None else {"axes": [a - x.ndim for a in axes]})
 
     return draw()
+
+
+@samples("Col2Im", dt.NUMERIC)
+def col2im(dtype):
+    @st.composite
+    def draw(draw_):
+        n = draw_(st.integers(1, 3))
+        block = [draw_(st.integers(1, 3)) for _ in range(n)]
+        dilations = [draw_(st.integers(1, 2)) for _ in range(n)]
+        strides = [draw_(st.integers(1, 2)) for _ in range(n)]
+        pads = [draw_(st.integers(0, 1)) for _ in range(2 * n)]
+        image = [draw_(st.integers(max(1, dilations[i] * (block[i] - 1) + 1 - pads[i] - pads[i + n]), 5))
+                 for i in range(n)]
+        counts = [(image[i] + pads[i] + pads[i + n] - dilations[i] * (block[i] - 1) - 1) // strides[i] + 1
+                  for i in range(n)]
+        channels = draw_(st.integers(1, 2)) * int(np.prod(block))
+        x = draw_(arrays(dtype, (draw_(st.integers(1, 2)), channels, int(np.prod(counts))),
+                         min_value=-100, max_value=100))
+        attrs = {"dilations": dilations, "pads": pads, "strides": strides}
+        return Sample([x, np.array(image, np.int64), np.array(block, np.int64)], attrs)
+
+    return draw()
+
+
+@samples("Det", dt.FLOATS, {"float16": (1e-2, 1e-2), "float32": (1e-4, 1e-5), "float64": (1e-9, 1e-10)})
+def det(dtype):
+    @st.composite
+    def draw(draw_):
+        k = draw_(st.integers(1, 4))
+        batch = draw_(st.lists(st.integers(0, 3), max_size=2))
+        return Sample([draw_(arrays(dtype, tuple(batch) + (k, k), special=False, min_value=-3, max_value=3))])
+
+    return draw()

@@ -543,3 +543,160 @@ class RotaryEmbedding(OpDef):
         y[..., first] = cos * x1 - sin * x2
         y[..., second] = sin * x1 + cos * x2
         return y.transpose(0, 2, 1, 3) if x.ndim == 4 else y.reshape(x.shape)
+
+
+def _allowed_bias(allowed: np.ndarray, dtype) -> np.ndarray:
+    """0 where attention is allowed, -inf where it is masked, in dtype."""
+    return np.where(allowed, np.zeros((), dtype), np.asarray(-np.inf, dtype))
+
+
+def _offset_diff(q_len: int, kv_len: int, offset) -> np.ndarray:
+    """(query position + offset) - key position: (q, kv), or (batch, 1, q, kv) when the
+    offset is per batch."""
+    i = np.arange(q_len)[:, np.newaxis]
+    j = np.arange(kv_len)[np.newaxis, :]
+    if np.ndim(offset):
+        return (i + np.reshape(offset, (-1, 1, 1, 1))) - j
+    return i + int(offset) - j
+
+
+@register
+class Attention(OpDef):
+    """Scaled dot-product attention (opset 24+ semantics): softmax(Q K^T * scale + bias) V,
+    with Q and K each pre-scaled by sqrt(scale). The bias gathers the attention mask
+    (bool: -inf where False; padded with masked keys up to the total length), a causal
+    mask and a sliding window (both aligned to the end of past_key, or per batch to
+    nonpad_kv_seqlen), and the key padding from nonpad_kv_seqlen. Rows masked
+    entirely give 0. K/V heads repeat for grouped-query attention. 3-D inputs are
+    (batch, seq, heads * head) with q_num_heads/kv_num_heads."""
+
+    name = "Attention"
+    inputs = (Param("Q", "T1"), Param("K", "T1"), Param("V", "T2"), Param("attn_mask", "U", optional=True),
+              Param("past_key", "T1", optional=True), Param("past_value", "T2", optional=True),
+              Param("nonpad_kv_seqlen", "int64", optional=True))
+    outputs = (Param("Y", "T1"), Param("present_key", "T1", optional=True),
+               Param("present_value", "T2", optional=True), Param("qk_matmul_output", "T1", optional=True))
+    attrs = {"is_causal": Attr("int", 0), "kv_num_heads": Attr("int", None), "q_num_heads": Attr("int", None),
+             "qk_matmul_output_mode": Attr("int", 0), "scale": Attr("float", None), "softcap": Attr("float", 0.0),
+             "softmax_precision": Attr("int", None), "left_window_size": Attr("int", -1),
+             "right_window_size": Attr("int", -1)}
+    constraints = {"T1": dt.FLOATS, "T2": dt.FLOATS, "U": dt.ALL}
+
+    @staticmethod
+    def _check(ranks, attrs, has_past: tuple[bool, bool], has_nonpad: bool, node: str | None = None) -> None:
+        if attrs["left_window_size"] < -1 or attrs["right_window_size"] < -1:
+            raise ShapeError("Attention window sizes must be -1 or nonnegative", node)
+        if has_past[0] != has_past[1]:
+            raise ShapeError("Attention needs past_key and past_value together", node)
+        if has_nonpad and has_past[0]:
+            raise ShapeError("Attention cannot combine nonpad_kv_seqlen with past_key/past_value", node)
+        known = {r for r in ranks if r is not None}
+        if len(known) > 1 or not known <= {3, 4}:
+            raise ShapeError(f"Attention Q, K and V must all have rank 3 or all rank 4, got {ranks}", node)
+        heads = attrs["q_num_heads"], attrs["kv_num_heads"]
+        if known == {4} and any(h is not None for h in heads):
+            raise ShapeError("Attention takes q_num_heads/kv_num_heads for 3-D inputs only", node)
+        if known == {3} and not all(heads):
+            raise ShapeError("Attention needs q_num_heads and kv_num_heads for 3-D inputs", node)
+
+    def infer(self, ctx: InferContext):
+        a = ctx.attrs
+        self._check([ctx.shape(i) and len(ctx.shape(i)) for i in range(3)], a, (ctx.has(4), ctx.has(5)),
+                    ctx.has(6), ctx.node.name)
+        q, k, v = (ctx.shape(i) for i in range(3))
+        t1, t2 = ctx.dtype(0), ctx.dtype(2)
+        past = ctx.shape(4) if ctx.has(4) else None
+        if q is None or k is None or v is None or (ctx.has(4) and past is None):
+            y = kv_key = kv_value = scores = None
+        else:
+            past_len = past[2] if past is not None else 0
+            total = k[1 if len(k) == 3 else 2]
+            total = total + past_len if isinstance(total, int) and isinstance(past_len, int) else None
+            if len(q) == 4:
+                y = (q[0], q[1], q[2], v[3])
+                kv_key, kv_value = (k[0], k[1], total, k[3]), (v[0], v[1], total, v[3])
+                scores = (q[0], q[1], q[2], total)
+            else:
+                hq, hkv = a["q_num_heads"], a["kv_num_heads"]
+                dv = v[2] // hkv if isinstance(v[2], int) else None
+                dk = k[2] // hkv if isinstance(k[2], int) else None
+                y = (q[0], q[1], None if dv is None else hq * dv)
+                kv_key, kv_value = (k[0], hkv, total, dk), (v[0], hkv, total, dv)
+                scores = (q[0], hq, q[1], total)
+        types = [TensorType(t1, y) if t1 else None, TensorType(t1, kv_key) if t1 else None,
+                 TensorType(t2, kv_value) if t2 else None, TensorType(t1, scores) if t1 else None]
+        return types[: max(1, len(ctx.node.outputs))]
+
+    @staticmethod
+    def _heads(x: np.ndarray, heads: int) -> np.ndarray:
+        """(batch, seq, heads * head) -> (batch, heads, seq, head)."""
+        return x.reshape(x.shape[0], x.shape[1], heads, x.shape[2] // heads).transpose(0, 2, 1, 3)
+
+    def _bias(self, mask, q_len: int, kv_len: int, dtype, offset, causal: bool, windows) -> np.ndarray:
+        """The additive bias from the mask, the causal rule and the sliding window."""
+        bias = np.zeros((q_len, kv_len), dtype)
+        if mask is not None:
+            pad = kv_len - mask.shape[-1]
+            if pad > 0:
+                fill = False if mask.dtype == np.bool_ else -np.inf
+                mask = np.pad(mask, [(0, 0)] * (mask.ndim - 1) + [(0, pad)], constant_values=fill)
+            if mask.dtype == np.bool_:
+                mask = _allowed_bias(mask, dtype)
+            bias = mask.copy() if causal else bias + mask
+        diff = _offset_diff(q_len, kv_len, offset)
+        if causal:
+            bias = bias + _allowed_bias(diff >= 0, bias.dtype)
+        left, right = windows
+        if left >= 0 or right >= 0:
+            allowed = np.ones(diff.shape, bool)
+            if left >= 0:
+                allowed &= diff <= left
+            if right >= 0:
+                allowed &= -diff <= right
+            bias = np.zeros((q_len, kv_len), dtype) + bias + _allowed_bias(allowed, bias.dtype)
+        return bias
+
+    def reference(self, q, k, v, attn_mask=None, past_key=None, past_value=None, nonpad_kv_seqlen=None, *,
+                  is_causal, kv_num_heads, q_num_heads, qk_matmul_output_mode, scale, softcap,
+                  softmax_precision, left_window_size, right_window_size):
+        attrs = {"left_window_size": left_window_size, "right_window_size": right_window_size,
+                 "q_num_heads": q_num_heads, "kv_num_heads": kv_num_heads}
+        self._check([q.ndim, k.ndim, v.ndim], attrs, (past_key is not None, past_value is not None),
+                    nonpad_kv_seqlen is not None)
+        three_d = q.ndim == 3
+        if three_d:
+            q, k, v = self._heads(q, q_num_heads), self._heads(k, kv_num_heads), self._heads(v, kv_num_heads)
+        dtype = q.dtype
+        root = dtype.type(np.sqrt(1 / np.sqrt(q.shape[3]) if scale is None else float(np.float32(scale))))
+        if past_key is not None:
+            k, v = np.concatenate([past_key, k], axis=2), np.concatenate([past_value, v], axis=2)
+        present_key, present_value = k, v
+        q_len, kv_len = q.shape[2], k.shape[2]
+        if nonpad_kv_seqlen is not None:
+            offset = nonpad_kv_seqlen.reshape(-1) - q_len
+        else:
+            offset = past_key.shape[2] if past_key is not None else 0
+        bias = self._bias(attn_mask, q_len, kv_len, dtype, offset, bool(is_causal),
+                          (left_window_size, right_window_size))
+        if nonpad_kv_seqlen is not None:
+            keep = np.arange(kv_len) < nonpad_kv_seqlen.reshape(-1, 1, 1, 1)
+            bias = bias + _allowed_bias(keep, bias.dtype)
+        if q.shape[1] != k.shape[1] and k.shape[1] and q.shape[1] % k.shape[1] == 0:
+            repeats = q.shape[1] // k.shape[1]
+            k, v = np.repeat(k, repeats, axis=1), np.repeat(v, repeats, axis=1)
+        scores = np.matmul(q * root, k.transpose(0, 1, 3, 2) * root).astype(dtype)
+        if softcap > 0:
+            cap = float(np.float32(softcap))
+            scores = np.tanh(scores / cap) * cap
+        biased = scores + bias
+        logits = biased if softmax_precision is None else biased.astype(dt.from_onnx(softmax_precision))
+        top = np.max(logits, axis=-1, keepdims=True)
+        e = np.exp(logits - np.where(np.isneginf(top), 0, top).astype(logits.dtype))
+        total = np.sum(e, axis=-1, keepdims=True)
+        weights = e / np.where(total == 0, np.ones((), total.dtype), total)
+        weights = np.where(np.isneginf(np.max(bias, axis=-1, keepdims=True)), 0, weights)
+        qk_output = {2: biased, 3: weights}.get(qk_matmul_output_mode, scores)
+        y = np.matmul(weights.astype(dtype), v).astype(dtype)
+        if three_d:
+            y = y.transpose(0, 2, 1, 3).reshape(y.shape[0], y.shape[2], -1)
+        return y, present_key, present_value, qk_output.astype(dtype)

@@ -217,3 +217,53 @@ def rotary_embedding(dtype):
         return Sample([x, cos, sin, ids], attrs)
 
     return draw()
+
+
+@samples("Attention", dt.FLOATS, {"float16": (1e-2, 1e-2), "float32": (1e-5, 1e-5), "float64": (1e-10, 1e-10)})
+def attention(dtype):
+    """4-D or 3-D inputs, grouped-query heads, an optional bool or float mask (possibly
+    shorter than the keys), a past cache or nonpad_kv_seqlen, causal/windowed masking,
+    scale, softcap, every qk_matmul_output mode and 1 to 4 outputs."""
+
+    @st.composite
+    def draw(draw_):
+        batch, kv_heads = draw_(st.integers(1, 2)), draw_(st.integers(1, 2))
+        q_heads = kv_heads * draw_(st.integers(1, 2))
+        q_len, kv_len, head, v_head = (draw_(st.integers(1, 3)) for _ in range(4))
+        past = draw_(st.integers(0, 2))
+        use_nonpad = not past and draw_(st.booleans())
+        total = kv_len + past
+        three_d = draw_(st.booleans())
+        attrs = {}
+        if three_d:
+            attrs.update(q_num_heads=q_heads, kv_num_heads=kv_heads)
+            shapes_ = [(batch, q_len, q_heads * head), (batch, kv_len, kv_heads * head),
+                       (batch, kv_len, kv_heads * v_head)]
+        else:
+            shapes_ = [(batch, q_heads, q_len, head), (batch, kv_heads, kv_len, head),
+                       (batch, kv_heads, kv_len, v_head)]
+        q, k, v = (draw_(values(dtype, s, bound=3, special=False)) for s in shapes_)
+        inputs = [q, k, v, None, None, None, None]
+        if draw_(st.booleans()):
+            mask_shape = draw_(st.sampled_from([(q_len, total), (batch, 1, q_len, total), (1, q_heads, q_len, total)]))
+            mask_shape = mask_shape[:-1] + (draw_(st.integers(1, total)),)
+            if draw_(st.booleans()):
+                inputs[3] = draw_(arrays("bool", mask_shape))
+            else:
+                inputs[3] = draw_(values(dtype, mask_shape, bound=2, special=False))
+        if past:
+            inputs[4] = draw_(values(dtype, (batch, kv_heads, past, head), bound=3, special=False))
+            inputs[5] = draw_(values(dtype, (batch, kv_heads, past, v_head), bound=3, special=False))
+        if use_nonpad:
+            inputs[6] = np.array(draw_(st.lists(st.integers(1, kv_len), min_size=batch, max_size=batch)), np.int64)
+        for name, strategy in (("is_causal", st.sampled_from([0, 1])), ("scale", st.sampled_from([0.25, 1.0])),
+                               ("softcap", st.sampled_from([0.0, 2.0])),
+                               ("qk_matmul_output_mode", st.integers(0, 3)),
+                               ("left_window_size", st.integers(-1, 2)), ("right_window_size", st.integers(-1, 2))):
+            if draw_(st.booleans()):
+                attrs[name] = draw_(strategy)
+        while inputs and inputs[-1] is None:
+            inputs.pop()
+        return Sample(inputs, attrs, n_outputs=draw_(st.integers(1, 4)))
+
+    return draw()

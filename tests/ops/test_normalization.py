@@ -24,8 +24,8 @@ SAMPLES = all_samples()
 SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 OPS = ("BatchNormalization", "InstanceNormalization", "LayerNormalization", "GroupNormalization",
        "Softmax", "LogSoftmax", "RMSNormalization", "MeanVarianceNormalization", "Hardmax",
-       "LpNormalization", "LRN", "RotaryEmbedding")
-CASES = [(op, d) for op in OPS for d in registry.get(op).dtypes("T")]
+       "LpNormalization", "LRN", "RotaryEmbedding", "Attention")
+CASES = [(op, d) for op in OPS for d in registry.get(op).dtypes(registry.get(op).inputs[0].type)]
 COMPOSITE_CASES = [(op, d) for op, d in CASES if registry.get(op).composite]
 
 
@@ -134,7 +134,8 @@ def test_decomposition_matches_reference(op, dtype, data):
 
 def test_samples_cover_declared_dtypes():
     for op in OPS:
-        assert set(SAMPLES[op].dtypes) == set(registry.get(op).dtypes("T")), op
+        opdef = registry.get(op)
+        assert set(SAMPLES[op].dtypes) == set(opdef.dtypes(opdef.inputs[0].type)), op
 
 
 def _infer_types(op, types, attrs, n_outputs=1):
@@ -247,3 +248,31 @@ def test_rotary_embedding_rotates_pairs_by_the_cached_angle():
     np.testing.assert_allclose(halves, [[[[-2.0, 0.0, 1.0, 0.0]]]], atol=1e-6)
     (pairs,) = ours("RotaryEmbedding", [x, cos, sin, ids], {"interleaved": 1})
     np.testing.assert_allclose(pairs, [[[[0.0, 1.0, 2.0, 0.0]]]], atol=1e-6)
+
+
+def test_attention_fully_masked_rows_are_zero_and_gqa_repeats_kv_heads():
+    rng = np.random.default_rng(2)
+    q = rng.standard_normal((1, 4, 2, 3)).astype(np.float32)
+    k = rng.standard_normal((1, 2, 3, 3)).astype(np.float32)
+    v = rng.standard_normal((1, 2, 3, 5)).astype(np.float32)
+    mask = np.array([[False, False, False], [True, True, False]])
+    y, _, _, weights = ours("Attention", [q, k, v, mask], {"qk_matmul_output_mode": 3}, n_outputs=4)
+    np.testing.assert_array_equal(y[:, :, 0], 0)
+    np.testing.assert_allclose(weights[:, :, 1].sum(-1), 1, rtol=1e-6)
+    (grouped,) = ours("Attention", [q, np.repeat(k, 2, axis=1), np.repeat(v, 2, axis=1), mask])
+    np.testing.assert_allclose(y, grouped, rtol=1e-6)
+
+
+def test_attention_infers_3d_and_cache_shapes():
+    types = [TensorType("float32", ("B", 5, 8)), TensorType("float32", ("B", 7, 4)),
+             TensorType("float32", ("B", 7, 6)), None, TensorType("float32", ("B", 2, 3, 2)),
+             TensorType("float32", ("B", 2, 3, 3))]
+    opdef = registry.get("Attention")
+    node = Node("Attention", ["q", "k", "v", "", "pk", "pv"], ["y", "k2", "v2", "s"],
+                {"q_num_heads": 4, "kv_num_heads": 2})
+    y, key, value, scores = opdef.infer(InferContext(node, types, opdef.full_attrs(node), [None] * 6))
+    assert y == TensorType("float32", ("B", 5, 12))
+    assert key == TensorType("float32", ("B", 2, 10, 2)) and value == TensorType("float32", ("B", 2, 10, 3))
+    assert scores == TensorType("float32", ("B", 4, 5, 10))
+    with pytest.raises(ShapeError, match="q_num_heads"):
+        _infer_types("Attention", types[:3], {})

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 
@@ -220,3 +221,99 @@ class LpPool(OpDef):
         for window in win.slices:
             total += win.padded[(slice(None), slice(None)) + window] ** p
         return (total ** (1.0 / p)).astype(x.dtype)
+
+
+def unpool_shape(x_shape, kernel: list[int], pads: list[int] | None, strides: list[int] | None) -> tuple:
+    """MaxUnpool's default output shape: the input of the MaxPool that it inverts."""
+    n = len(kernel)
+    pads = [0] * 2 * n if pads is None else pads
+    strides = [1] * n if strides is None else strides
+    spatial = tuple(None if not isinstance(d, int) else (d - 1) * strides[i] - pads[i] - pads[i + n] + kernel[i]
+                    for i, d in enumerate(x_shape[2:]))
+    return tuple(x_shape[:2]) + spatial
+
+
+@register
+class MaxUnpool(OpDef):
+    name = "MaxUnpool"
+    inputs = (Param("X", "T1"), Param("I", "T2"), Param("output_shape", "T2", optional=True))
+    outputs = (Param("output", "T1"),)
+    attrs = {"kernel_shape": Attr("ints"), "pads": Attr("ints", None), "strides": Attr("ints", None)}
+    constraints = {"T1": dt.FLOATS, "T2": ("int64",)}
+
+    def infer(self, ctx: InferContext) -> Types:
+        dtype, shape, given = ctx.dtype(0), ctx.shape(0), ctx.value(2)
+        if dtype is None:
+            return [None]
+        if given is not None:
+            return [TensorType(dtype, tuple(int(d) for d in given.reshape(-1)))]
+        if ctx.has(2) or shape is None:
+            return [TensorType(dtype, None if shape is None else (None,) * len(shape))]
+        return [TensorType(dtype, unpool_shape(shape, list(ctx.attrs["kernel_shape"]), ctx.attrs["pads"],
+                                               ctx.attrs["strides"]))]
+
+    def reference(self, x, indices, output_shape=None, *, kernel_shape, pads, strides):
+        """Scatters X to the flat positions I of the pooled-from shape (MaxPool's
+        indices), zeros elsewhere; a larger output_shape pads that at the ends."""
+        shape = unpool_shape(x.shape, list(kernel_shape), pads, strides)
+        if indices.shape != x.shape:
+            raise ShapeError(f"MaxUnpool indices {list(indices.shape)} differ from X {list(x.shape)}")
+        flat = np.zeros(math.prod(shape), x.dtype)
+        flat[_checked(indices.reshape(-1), flat.size)] = x.reshape(-1)
+        if output_shape is None:
+            return flat.reshape(shape)
+        target = tuple(int(d) for d in output_shape.reshape(-1))
+        if len(target) != len(shape) or any(t < s for t, s in zip(target, shape)):
+            raise ShapeError(f"MaxUnpool output_shape {list(target)} is smaller than {list(shape)}")
+        out = np.zeros(target, x.dtype)
+        out[tuple(slice(0, s) for s in shape)] = flat.reshape(shape)
+        return out
+
+
+def _checked(indices: np.ndarray, size: int) -> np.ndarray:
+    if indices.size and (indices.min() < 0 or indices.max() >= size):
+        raise ShapeError(f"MaxUnpool index out of range for {size} elements")
+    return indices
+
+
+# -- affine grids ----------------------------------------------------------------------------------
+def _base_coords(size: int, align_corners: int) -> np.ndarray:
+    """Normalized coordinates of an axis's pixels: corners at +-1, or pixel centres."""
+    if align_corners:
+        return np.linspace(-1.0, 1.0, size)
+    return (np.arange(size) * 2 + 1) / size - 1
+
+
+@register
+class AffineGrid(OpDef):
+    name = "AffineGrid"
+    inputs = (Param("theta", "T1"), Param("size", "T2"))
+    outputs = (Param("grid", "T1"),)
+    attrs = {"align_corners": Attr("int", 0)}
+    constraints = {"T1": dt.FLOATS, "T2": ("int64",)}
+
+    def infer(self, ctx: InferContext) -> Types:
+        dtype, size, theta = ctx.dtype(0), ctx.value(1), ctx.shape(0)
+        if dtype is None:
+            return [None]
+        if size is not None:
+            size = [int(s) for s in size.reshape(-1)]
+            return [TensorType(dtype, (size[0], *size[2:], len(size) - 2))]
+        n = ctx.shape(1)
+        if n is None or not isinstance(n[0], int):
+            return [TensorType(dtype, None)]
+        batch = None if theta is None else theta[0]
+        return [TensorType(dtype, (batch,) + (None,) * (n[0] - 2) + (n[0] - 2,))]
+
+    def reference(self, theta, size, *, align_corners):
+        """Grids of normalized sampling coordinates (innermost axis first) for GridSample:
+        theta (N, r, r + 1) applied to each output pixel's (x, y, [z,] 1)."""
+        size = [int(s) for s in size.reshape(-1)]
+        spatial = size[2:]
+        r = len(spatial)
+        if theta.shape != (size[0], r, r + 1):
+            raise ShapeError(f"AffineGrid theta {list(theta.shape)} does not fit size {size}")
+        axes = np.meshgrid(*[_base_coords(s, align_corners) for s in spatial], indexing="ij")
+        homogeneous = np.stack(list(axes[::-1]) + [np.ones(spatial)], axis=-1)
+        grid = np.einsum("...k,nik->n...i", homogeneous, theta.astype(np.float64))
+        return grid.astype(theta.dtype)

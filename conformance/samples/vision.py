@@ -74,3 +74,40 @@ def lp_pool(dtype):
         return Sample([x], attrs)
 
     return draw()
+
+
+@samples("MaxUnpool", dt.FLOATS)
+def max_unpool(dtype):
+    @st.composite
+    def draw(draw_):
+        r = draw_(st.integers(1, 3))
+        kernel = [draw_(st.integers(1, 3)) for _ in range(r)]
+        strides = [draw_(st.integers(1, 3)) for _ in range(r)]
+        begin = [draw_(st.integers(0, k - 1)) for k in kernel]
+        pads = begin + [draw_(st.integers(0, k - 1 - b)) for k, b in zip(kernel, begin)]
+        x = draw_(arrays(dtype, (draw_(st.integers(1, 2)), draw_(st.integers(1, 2)))
+                         + tuple(draw_(st.integers(1, 3)) for _ in range(r))))
+        # each unpooled dim is at least as long as the pooled one, so X fits
+        shape = list(x.shape[:2]) + [(d - 1) * s - pads[i] - pads[i + r] + k
+                                     for i, (d, s, k) in enumerate(zip(x.shape[2:], strides, kernel))]
+        flat = draw_(st.lists(st.integers(0, int(np.prod(shape)) - 1), min_size=x.size, max_size=x.size,
+                              unique=True))
+        inputs = [x, np.array(flat, np.int64).reshape(x.shape)]
+        if draw_(st.booleans()):
+            inputs.append(np.array(shape[:2] + [d + draw_(st.integers(0, 2)) for d in shape[2:]], np.int64))
+        return Sample(inputs, {"kernel_shape": kernel, "strides": strides, "pads": pads})
+
+    return draw()
+
+
+@samples("AffineGrid", dt.FLOATS)
+def affine_grid(dtype):
+    @st.composite
+    def draw(draw_):
+        r = draw_(st.sampled_from([2, 3]))
+        n = draw_(st.integers(1, 2))
+        size = [n, draw_(st.integers(1, 3))] + [draw_(st.integers(1, 4)) for _ in range(r)]
+        theta = draw_(arrays(dtype, (n, r, r + 1), special=False, min_value=-2, max_value=2))
+        return Sample([theta, np.array(size, np.int64)], {"align_corners": draw_(st.sampled_from([0, 1]))})
+
+    return draw()

@@ -13,12 +13,12 @@ from dh_core.ir import TensorType
 
 from .oracle import assert_matches, infer, onnx_run, ours
 
-OPS = ("GridSample", "NonMaxSuppression", "LpPool")
-CONSTANT_INPUTS: dict[str, tuple[int, ...]] = {}
+OPS = ("GridSample", "NonMaxSuppression", "LpPool", "MaxUnpool", "AffineGrid")
+CONSTANT_INPUTS = {"MaxUnpool": (2,), "AffineGrid": (1,)}
 DATA_DEPENDENT = {"NonMaxSuppression"}
 # onnx.reference weighs taps in the input's dtype; ours in float64, so results differ
 # by their rounding.
-ORACLE_TOLERANCE = {("GridSample", "float64"): (1e-6, 1e-6), ("GridSample", "float16"): (2e-2, 5e-2)}
+ORACLE_TOLERANCE = {("AffineGrid", "float64"): (1e-6, 1e-6),("GridSample", "float64"): (1e-6, 1e-6), ("GridSample", "float16"): (2e-2, 5e-2)}
 
 SAMPLES = all_samples()
 CASES = [(op, dtype) for op in OPS for dtype in SAMPLES[op].dtypes]
@@ -53,6 +53,9 @@ def oracle_case(op: str, sample: Sample) -> Sample:
         assume(not sample.attrs.get("ceil_mode"))
         # It also sizes SAME pads from the undilated kernel.
         assume(not (sample.attrs.get("auto_pad", "NOTSET").startswith("SAME") and sample.attrs.get("dilations")))
+    if op == "AffineGrid" and sample.attrs["align_corners"]:
+        # onnx.reference steps by 2 / (size - 1), infinite for an axis of size 1.
+        assume(1 not in sample.inputs[1][2:])
     if op == "NonMaxSuppression":
         # onnx.reference needs max_output_boxes_per_class and iou_threshold: pass their defaults.
         defaults = [np.array([0], np.int64), np.array([0], np.float32)]
@@ -70,6 +73,9 @@ def test_reference_matches_onnx(op, dtype, data):
     case = oracle_case(op, sample)
     got = ours(op, sample.inputs, sample.attrs, n)
     want = onnx_run(op, case.inputs, case.attrs, n)
+    if op == "AffineGrid":
+        # onnx.reference returns float32 grids whatever theta's dtype.
+        want = [w.astype(g.dtype) for g, w in zip(got, want)]
     assert len(got) == len(want) == n
     for g, w in zip(got, want):
         tolerance = ORACLE_TOLERANCE.get((op, dtype), SAMPLES[op].tolerance_for(g.dtype.name))

@@ -317,3 +317,76 @@ class AffineGrid(OpDef):
         homogeneous = np.stack(list(axes[::-1]) + [np.ones(spatial)], axis=-1)
         grid = np.einsum("...k,nik->n...i", homogeneous, theta.astype(np.float64))
         return grid.astype(theta.dtype)
+
+
+# -- region pooling ------------------------------------------------------------------------------
+def _roi_axis(samples: np.ndarray, size: int) -> tuple[np.ndarray, ...]:
+    """Bilinear taps of sample coordinates along one axis: (outside, low, high, low weight,
+    high weight); coordinates below 0 clamp to 0 and past the last pixel to it."""
+    outside = (samples < -1.0) | (samples > size)
+    pos = np.maximum(samples, 0.0)
+    low = np.trunc(pos).astype(np.int64)
+    at_end = low >= size - 1
+    low = np.where(at_end, size - 1, low)
+    high = np.where(at_end, size - 1, low + 1)
+    pos = np.where(at_end, low, pos)
+    frac = pos - low
+    return outside, low, high, 1.0 - frac, frac
+
+
+@register
+class RoiAlign(OpDef):
+    name = "RoiAlign"
+    inputs = (Param("X", "T1"), Param("rois", "T1"), Param("batch_indices", "T2"))
+    outputs = (Param("Y", "T1"),)
+    attrs = {"coordinate_transformation_mode": Attr("string", "half_pixel"), "mode": Attr("string", "avg"),
+             "output_height": Attr("int", 1), "output_width": Attr("int", 1), "sampling_ratio": Attr("int", 0),
+             "spatial_scale": Attr("float", 1.0)}
+    constraints = {"T1": dt.FLOATS, "T2": ("int64",)}
+
+    def infer(self, ctx: InferContext) -> Types:
+        dtype, x, rois = ctx.dtype(0), ctx.shape(0), ctx.shape(1)
+        if dtype is None:
+            return [None]
+        return [TensorType(dtype, (None if rois is None else rois[0], None if x is None else x[1],
+                                   ctx.attrs["output_height"], ctx.attrs["output_width"]))]
+
+    def reference(self, x, rois, batch_indices, *, coordinate_transformation_mode, mode, output_height,
+                  output_width, sampling_ratio, spatial_scale):
+        """Pools each region of interest into an output_height x output_width grid of
+        bins, averaging (or taking the largest weighted tap of) bilinear samples."""
+        if x.ndim != 4 or rois.ndim != 2 or rois.shape[1] != 4 or batch_indices.shape != (rois.shape[0],):
+            raise ShapeError(f"RoiAlign needs X (N, C, H, W), rois (R, 4) and batch_indices (R,); got "
+                             f"{list(x.shape)}, {list(rois.shape)}, {list(batch_indices.shape)}")
+        half_pixel = coordinate_transformation_mode == "half_pixel"
+        height, width = x.shape[2:]
+        data = x.astype(np.float64)
+        out = np.zeros((rois.shape[0], x.shape[1], output_height, output_width), np.float64)
+        for r, (roi, b) in enumerate(zip(rois.astype(np.float64), batch_indices)):
+            start_w, start_h, end_w, end_h = roi * spatial_scale - (0.5 if half_pixel else 0.0)
+            roi_w, roi_h = end_w - start_w, end_h - start_h
+            if not half_pixel:
+                roi_w, roi_h = max(roi_w, 1.0), max(roi_h, 1.0)
+            bin_h, bin_w = roi_h / output_height, roi_w / output_width
+            grid_h = sampling_ratio if sampling_ratio > 0 else int(np.ceil(roi_h / output_height))
+            grid_w = sampling_ratio if sampling_ratio > 0 else int(np.ceil(roi_w / output_width))
+            ys = start_h + np.arange(output_height)[:, None] * bin_h + (np.arange(grid_h) + 0.5) * bin_h / grid_h
+            xs = start_w + np.arange(output_width)[:, None] * bin_w + (np.arange(grid_w) + 0.5) * bin_w / grid_w
+            y_out, y0, y1, hy, ly = (a[:, :, None, None] for a in _roi_axis(ys, height))
+            x_out, x0, x1, hx, lx = (a[None, None] for a in _roi_axis(xs, width))
+            keep = ~(y_out | x_out)
+            img = data[int(b)]
+
+            def tap(yi, xi, weight):
+                return np.where(keep, weight, 0.0) * img[:, np.where(keep, yi, 0), np.where(keep, xi, 0)]
+
+            taps = [tap(y0, x0, hy * hx), tap(y0, x1, hy * lx), tap(y1, x0, ly * hx), tap(y1, x1, ly * lx)]
+            if mode == "avg":
+                out[r] = sum(taps).sum(axis=(2, 4)) / max(grid_h * grid_w, 1)
+            elif mode == "max":
+                best = np.maximum.reduce(taps)
+                if best.size:
+                    out[r] = best.max(axis=(2, 4))
+            else:
+                raise ShapeError(f"RoiAlign mode '{mode}' is unknown")
+        return out.astype(x.dtype)

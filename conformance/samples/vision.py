@@ -111,3 +111,23 @@ def affine_grid(dtype):
         return Sample([theta, np.array(size, np.int64)], {"align_corners": draw_(st.sampled_from([0, 1]))})
 
     return draw()
+
+
+@samples("RoiAlign", dt.FLOATS, {"float16": (1e-2, 2e-2)})
+def roi_align(dtype):
+    @st.composite
+    def draw(draw_):
+        n, c = draw_(st.integers(1, 2)), draw_(st.integers(1, 2))
+        x = draw_(arrays(dtype, (n, c, draw_(st.integers(1, 5)), draw_(st.integers(1, 5))),
+                         special=False, min_value=-10, max_value=10))
+        k = draw_(st.integers(0, 3))
+        corners = draw_(arrays(dtype, (k, 2, 2), special=False, min_value=-1, max_value=6))
+        rois = np.concatenate([corners.min(axis=1), corners.max(axis=1)], axis=1)
+        batch = draw_(arrays("int64", (k,), min_value=0, max_value=n - 1))
+        attrs = {"coordinate_transformation_mode": draw_(st.sampled_from(["half_pixel", "output_half_pixel"])),
+                 "mode": draw_(st.sampled_from(["avg", "max"])), "output_height": draw_(st.integers(1, 3)),
+                 "output_width": draw_(st.integers(1, 3)), "sampling_ratio": draw_(st.integers(0, 2)),
+                 "spatial_scale": draw_(st.sampled_from([1.0, 0.5, 2.0]))}
+        return Sample([x, rois, batch], attrs)
+
+    return draw()

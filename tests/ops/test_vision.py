@@ -13,7 +13,7 @@ from dh_core.ir import TensorType
 
 from .oracle import assert_matches, infer, onnx_run, ours
 
-OPS = ("GridSample", "NonMaxSuppression", "LpPool", "MaxUnpool", "AffineGrid")
+OPS = ("GridSample", "NonMaxSuppression", "LpPool", "MaxUnpool", "AffineGrid", "RoiAlign")
 CONSTANT_INPUTS = {"MaxUnpool": (2,), "AffineGrid": (1,)}
 DATA_DEPENDENT = {"NonMaxSuppression"}
 # onnx.reference weighs taps in the input's dtype; ours in float64, so results differ

@@ -18,12 +18,16 @@ from dh_core import dtypes as dt
 from dh_core.errors import GraphError
 from dh_core.ir import DEFAULT_OPSET, Graph, Node, TensorType, node_reads
 
-from .importer import MIN_OPSET, REDUCE_AXES_INPUT_SINCE, REDUCE_AXES_MOVED
+from .importer import REDUCE_AXES_INPUT_SINCE, REDUCE_AXES_MOVED
+
+MIN_OPSET = 13
+"""The oldest opset the exporter writes (older ones need more attribute moves than it makes)."""
 
 
 def export_model(graph: Graph, opset: int | None = None) -> onnx.ModelProto:
-    """The graph as an ONNX model at ``opset`` (default: the graph's own opset)."""
-    target = min(graph.opset, DEFAULT_OPSET) if opset is None else opset
+    """The graph as an ONNX model at ``opset`` (default: the graph's own opset, at least
+    the oldest one the exporter writes)."""
+    target = max(MIN_OPSET, min(graph.opset, DEFAULT_OPSET)) if opset is None else opset
     if not MIN_OPSET <= target <= DEFAULT_OPSET:
         raise GraphError(f"cannot export to opset {target}: dh exports opset {MIN_OPSET} to {DEFAULT_OPSET}")
     exporter = _Exporter(target)

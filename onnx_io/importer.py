@@ -1,9 +1,10 @@
 """ONNX in: read a model file or ModelProto into a dh Graph in the IR's canonical form.
 
 The importer keeps the model's opset in ``Graph.opset`` (for information and for
-export) but writes every node in the canonical form, that of the newest opset: for
-now it imports opset 13 and later, moving attributes that later opsets turned into
-inputs (the axes of Reduce* before opset 18). Constant nodes become initializers.
+export) but writes every node in the canonical form, that of the newest opset: it
+imports opset 7 and later (and older models whose ops are unchanged since opset 7),
+rewriting what changed since (:mod:`dh_core.onnx_io.normalize`: attributes that
+became inputs, renamed ops, semantic changes). Constant nodes become initializers.
 Every failure to read or convert raises :class:`ModelLoadError` with one line that
 names the file and the problem.
 """
@@ -21,14 +22,13 @@ from dh_core import dtypes as dt
 from dh_core.errors import ModelLoadError
 from dh_core.ir import DEFAULT_OPSET, Dim, Graph, Node, TensorType, Value
 
-MIN_OPSET = 13
+from . import normalize
+
+MIN_OPSET = 7
 """The oldest opset the importer converts."""
 
 REDUCE_AXES_INPUT_SINCE = 18
-REDUCE_AXES_MOVED = frozenset({
-    "ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceMax", "ReduceMean",
-    "ReduceMin", "ReduceProd", "ReduceSumSquare",
-})
+REDUCE_AXES_MOVED = frozenset(op for op, since in normalize.REDUCE_AXES_INPUT_SINCE.items() if since == 18)
 """Reductions whose ``axes`` attribute became an input in opset 18 (ReduceSum moved in 13)."""
 
 ModelSource = Union[str, "os.PathLike[str]", onnx.ModelProto]
@@ -82,13 +82,25 @@ def _default_opset(proto: onnx.ModelProto) -> int:
             raise ModelLoadError("the model declares no opset for the default domain (ai.onnx)")
         return DEFAULT_OPSET
     opset = versions[0]
-    if opset < MIN_OPSET:
+    if opset < MIN_OPSET and not _unchanged_since(proto.graph, opset, MIN_OPSET):
         raise ModelLoadError(
             f"opset {opset} is not supported yet (dh imports opset {MIN_OPSET} to {DEFAULT_OPSET}); "
             f"convert it first with onnx.version_converter.convert_version(model, {MIN_OPSET})")
     if opset > DEFAULT_OPSET:
         raise ModelLoadError(f"opset {opset} is newer than the newest this dh knows ({DEFAULT_OPSET})")
     return opset
+
+
+def _unchanged_since(gp: GraphProto, old: int, new: int) -> bool:
+    """True when every default-domain op of the graph has the same schema at opset
+    ``old`` as at ``new`` (a model older than the importer knows, but only in name)."""
+    for n in (n for g in _graphs(gp) for n in g.node if n.domain in ("", "ai.onnx")):
+        try:
+            if onnx.defs.get_schema(n.op_type, old).since_version != onnx.defs.get_schema(n.op_type, new).since_version:
+                return False
+        except onnx.defs.SchemaError:
+            return False
+    return True
 
 
 def _inline_functions(proto: onnx.ModelProto) -> onnx.ModelProto:
@@ -133,7 +145,7 @@ class _Importer:
             if n.op_type == "Constant" and n.domain in ("", "ai.onnx"):
                 inits[n.output[0]] = self.constant(n)
             else:
-                nodes.append(self.node(n, index, inits))
+                nodes.extend(self.node(n, index, inits))
         types: dict[str, TensorType] = {}
         for vi in gp.value_info:
             t = self.value_type(vi, required_tensor=False)
@@ -143,16 +155,17 @@ class _Importer:
         outputs = [Value(v.name, self.value_type(v)) for v in gp.output]
         return Graph(nodes, inputs, outputs, inits, gp.name or "graph", self.opset, types)
 
-    def node(self, n: NodeProto, index: int, inits: dict[str, np.ndarray]) -> Node:
+    def node(self, n: NodeProto, index: int, inits: dict[str, np.ndarray]) -> list[Node]:
+        """The node in canonical form: itself, or the nodes that replace an older form."""
         name = self.node_name(n, index)
         attrs = {}
         for a in n.attribute:
             attrs[a.name] = self.attribute(a, name)
         domain = "" if n.domain == "ai.onnx" else n.domain
         node = Node(n.op_type, list(n.input), list(n.output), attrs, name, domain)
-        if not domain:
-            self.normalize(node, inits)
-        return node
+        if domain:
+            return [node]
+        return normalize.normalize(node, self.opset, _Emitter(self, inits))
 
     def node_name(self, n: NodeProto, index: int) -> str:
         if n.name and n.name not in self.node_names:
@@ -166,6 +179,14 @@ class _Importer:
         self.node_names.add(name)
         return name
 
+    def fresh_node_name(self, base: str) -> str:
+        name, k = base, 0
+        while name in self.node_names or name in self.explicit_names:
+            k += 1
+            name = f"{base}_{k}"
+        self.node_names.add(name)
+        return name
+
     def fresh_value(self, base: str) -> str:
         name, k = base, 0
         while name in self.values:
@@ -173,15 +194,6 @@ class _Importer:
             name = f"{base}_{k}"
         self.values.add(name)
         return name
-
-    def normalize(self, node: Node, inits: dict[str, np.ndarray]) -> None:
-        """Rewrite an older opset's form of the node into the canonical one."""
-        if node.op in REDUCE_AXES_MOVED and self.opset < REDUCE_AXES_INPUT_SINCE:
-            axes = node.attrs.pop("axes", None)
-            if axes is not None:
-                name = self.fresh_value(f"{node.name}_axes")
-                inits[name] = np.asarray(axes, dtype=np.int64)
-                node.inputs = [node.inputs[0], name]
 
     def attribute(self, a: AttributeProto, node: str) -> Any:
         kind = a.type
@@ -252,7 +264,9 @@ class _Importer:
         if kind != "tensor_type":
             if not required_tensor:
                 return None
-            raise ModelLoadError(f"value '{vi.name}' is a {kind.replace('_type', '')}; dh supports tensors only")
+            what = kind.replace("_type", "")
+            article = "an" if what[0] in "aeiou" else "a"
+            raise ModelLoadError(f"value '{vi.name}' is {article} {what}; dh supports tensors only")
         tt = vi.type.tensor_type
         if tt.elem_type == TensorProto.UNDEFINED:
             return None
@@ -260,6 +274,28 @@ class _Importer:
         if not tt.HasField("shape"):
             return TensorType(dtype)
         return TensorType(dtype, tuple(_dim(d) for d in tt.shape.dim))
+
+
+class _Emitter:
+    """What opset normalization may add to one graph: constants, values, nodes."""
+
+    def __init__(self, importer: _Importer, inits: dict[str, np.ndarray]):
+        self.importer = importer
+        self.inits = inits
+
+    def const(self, base: str, value: np.ndarray) -> str:
+        name = self.importer.fresh_value(base)
+        self.inits[name] = value
+        return name
+
+    def value(self, base: str) -> str:
+        return self.importer.fresh_value(base)
+
+    def node(self, op: str, inputs: list[str], outputs: list[str], attrs: dict, base: str) -> Node:
+        return Node(op, inputs, outputs, attrs, self.importer.fresh_node_name(base))
+
+    def constant(self, name: str) -> np.ndarray | None:
+        return self.inits.get(name)
 
 
 def _dim(d: Any) -> Dim:

@@ -390,3 +390,45 @@ class RoiAlign(OpDef):
             else:
                 raise ShapeError(f"RoiAlign mode '{mode}' is unknown")
         return out.astype(x.dtype)
+
+
+def _round_half_away(v: float) -> int:
+    return int(np.sign(v) * np.floor(abs(v) + 0.5))
+
+
+@register
+class MaxRoiPool(OpDef):
+    name = "MaxRoiPool"
+    inputs = (Param("X", "T"), Param("rois", "T"))
+    outputs = (Param("Y", "T"),)
+    attrs = {"pooled_shape": Attr("ints"), "spatial_scale": Attr("float", 1.0)}
+    constraints = {"T": dt.FLOATS}
+
+    def infer(self, ctx: InferContext) -> Types:
+        dtype, x, rois = ctx.dtype(0), ctx.shape(0), ctx.shape(1)
+        if dtype is None:
+            return [None]
+        pooled = ctx.attrs.get("pooled_shape") or (None, None)
+        return [TensorType(dtype, (None if rois is None else rois[0], None if x is None else x[1], *pooled))]
+
+    def reference(self, x, rois, *, pooled_shape, spatial_scale):
+        """Max over each bin of each region (batch, x1, y1, x2, y2), whose corners are
+        scaled and rounded to pixels; an empty bin gives 0."""
+        if x.ndim != 4 or rois.ndim != 2 or rois.shape[1] != 5 or len(pooled_shape) != 2:
+            raise ShapeError(f"MaxRoiPool needs X (N, C, H, W), rois (R, 5) and a 2-D pooled_shape; got "
+                             f"{list(x.shape)}, {list(rois.shape)}, {list(pooled_shape)}")
+        pooled_h, pooled_w = pooled_shape
+        height, width = x.shape[2:]
+        out = np.zeros((rois.shape[0], x.shape[1], pooled_h, pooled_w), x.dtype)
+        for r, roi in enumerate(rois.astype(np.float64)):
+            start_w, start_h, end_w, end_h = (_round_half_away(v * spatial_scale) for v in roi[1:])
+            bin_h = max(end_h - start_h + 1, 1) / pooled_h
+            bin_w = max(end_w - start_w + 1, 1) / pooled_w
+            for ph, pw in itertools.product(range(pooled_h), range(pooled_w)):
+                h0 = min(max(int(np.floor(ph * bin_h)) + start_h, 0), height)
+                h1 = min(max(int(np.ceil((ph + 1) * bin_h)) + start_h, 0), height)
+                w0 = min(max(int(np.floor(pw * bin_w)) + start_w, 0), width)
+                w1 = min(max(int(np.ceil((pw + 1) * bin_w)) + start_w, 0), width)
+                if h1 > h0 and w1 > w0:
+                    out[r, :, ph, pw] = x[int(roi[0]), :, h0:h1, w0:w1].max(axis=(1, 2))
+        return out

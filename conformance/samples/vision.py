@@ -131,3 +131,21 @@ def roi_align(dtype):
         return Sample([x, rois, batch], attrs)
 
     return draw()
+
+
+@samples("MaxRoiPool", dt.FLOATS)
+def max_roi_pool(dtype):
+    @st.composite
+    def draw(draw_):
+        n, c = draw_(st.integers(1, 2)), draw_(st.integers(1, 2))
+        x = draw_(arrays(dtype, (n, c, draw_(st.integers(1, 5)), draw_(st.integers(1, 5))),
+                         special=False, min_value=-10, max_value=10))
+        k = draw_(st.integers(0, 3))
+        corners = draw_(arrays(dtype, (k, 2, 2), special=False, min_value=-1, max_value=6))
+        batch = draw_(arrays(dtype, (k, 1), min_value=0, max_value=n - 1, special=False)).round()
+        rois = np.concatenate([batch, corners.min(axis=1), corners.max(axis=1)], axis=1)
+        attrs = {"pooled_shape": [draw_(st.integers(1, 3)), draw_(st.integers(1, 3))],
+                 "spatial_scale": draw_(st.sampled_from([1.0, 0.5, 2.0]))}
+        return Sample([x, rois], attrs)
+
+    return draw()

@@ -2,7 +2,7 @@
 
 The importer keeps the model's opset in ``Graph.opset`` (for information and for
 export) but writes every node in the canonical form, that of the newest opset: it
-imports opset 7 and later (and older models whose ops are unchanged since opset 7),
+imports opset 6 and later (and older models whose ops are unchanged since opset 6),
 rewriting what changed since (:mod:`dh_core.onnx_io.normalize`: attributes that
 became inputs, renamed ops, semantic changes). Constant nodes become initializers.
 Every failure to read or convert raises :class:`ModelLoadError` with one line that
@@ -24,7 +24,7 @@ from dh_core.ir import DEFAULT_OPSET, Dim, Graph, Node, TensorType, Value
 
 from . import normalize
 
-MIN_OPSET = 7
+MIN_OPSET = 6
 """The oldest opset the importer converts."""
 
 REDUCE_AXES_INPUT_SINCE = 18

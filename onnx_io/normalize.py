@@ -1,4 +1,4 @@
-"""Opset normalization: rewrite a node of an older opset (7 to 27) into the IR's
+"""Opset normalization: rewrite a node of an older opset (6 to 27) into the IR's
 canonical form, that of opset 28.
 
 Each rule covers one change in an op's version history (``onnx.defs.get_schema(op,
@@ -17,6 +17,10 @@ version)``) that the canonical form does not accept as it is:
   2-D around ``axis`` (default 1): the rewrite flattens, applies the op on the last
   axis and reshapes back; GroupNormalization before 21 took per-group scale and
   bias: refused, since dh knows only the per-channel form;
+- opset 6's limited broadcasting of binary ops (``broadcast=1`` with ``axis``: the
+  second operand's dims align with the first's from ``axis``) becomes a reshape of
+  the second operand with trailing ones (PRelu's per-channel slope too); Gemm's
+  ``broadcast`` goes;
 - attributes that were removed and mean nothing today (``consumed_inputs``,
   ``is_test``, BatchNormalization's ``spatial=1``).
 
@@ -178,6 +182,51 @@ def dft_axis(node: Node, opset: int, emit: Emitter) -> list[Node]:
     return [node]
 
 
+def old_broadcast(node: Node, opset: int, emit: Emitter) -> list[Node]:
+    """Binary ops before 7: ``broadcast=1`` with ``axis`` aligns B with A's dims from
+    ``axis``: B gets trailing ones up to A's rank (computed at run time, folded when
+    the shapes are known). Without ``axis`` the old rule is numpy's suffix rule."""
+    broadcast = node.attrs.pop("broadcast", 0)
+    axis = node.attrs.pop("axis", None)
+    if not broadcast or axis is None:
+        return [node]
+    a, b = node.inputs[0], node.inputs[1]
+    base = node.name
+
+    def step(op: str, inputs: list[str], attrs: dict | None = None, tag: str = "") -> Node:
+        return emit.node(op, inputs, [emit.value(f"{base}_{tag}")], attrs or {}, f"{base}_{tag}")
+
+    shape_a = step("Shape", [a], tag="shape_a")
+    shape_b = step("Shape", [b], tag="shape_b")
+    rank_a = step("Size", [shape_a.outputs[0]], tag="rank_a")
+    rank_b = step("Size", [shape_b.outputs[0]], tag="rank_b")
+    start = emit.const(f"{base}_axis", np.asarray(axis, dtype=np.int64))
+    after_axis = step("Sub", [rank_a.outputs[0], start], tag="after_axis")
+    ones_count = step("Sub", [after_axis.outputs[0], rank_b.outputs[0]], tag="ones_count")
+    zero = emit.const(f"{base}_zero", np.asarray([0], dtype=np.int64))
+    count_1d = step("Unsqueeze", [ones_count.outputs[0], zero], tag="ones_count_1d")
+    ones = step("ConstantOfShape", [count_1d.outputs[0]], {"value": np.ones(1, np.int64)}, tag="ones")
+    target = step("Concat", [shape_b.outputs[0], ones.outputs[0]], {"axis": 0}, tag="target")
+    aligned = step("Reshape", [b, target.outputs[0]], tag="aligned")
+    node.inputs = [a, aligned.outputs[0]]
+    return [shape_a, shape_b, rank_a, rank_b, after_axis, ones_count, count_1d, ones, target, aligned, node]
+
+
+def prelu_channels(node: Node, opset: int, emit: Emitter) -> list[Node]:
+    """PRelu before 7: a slope of more than one element is per channel (axis 1)."""
+    slope = emit.constant(node.inputs[1])
+    if slope is not None and slope.size == 1:
+        return [node]
+    node.attrs.update(broadcast=1, axis=1)
+    return old_broadcast(node, opset, emit)
+
+
+def drop_broadcast(node: Node, opset: int, emit: Emitter) -> list[Node]:
+    """Gemm before 7: C always broadcasts now."""
+    node.attrs.pop("broadcast", None)
+    return [node]
+
+
 # -- renamed and replaced ops ----------------------------------------------------------
 def upsample(node: Node, opset: int, emit: Emitter) -> list[Node]:
     """Upsample (7-9) -> Resize with Upsample's coordinates: asymmetric, nearest floor."""
@@ -256,7 +305,13 @@ def coerced_2d(node: Node, opset: int, emit: Emitter) -> list[Node]:
     return [flat, shape, core, back]
 
 
+OLD_BROADCAST_OPS = ("Add", "Sub", "Mul", "Div", "Pow", "And", "Or", "Xor", "Equal", "Greater", "Less")
+"""Binary ops that had ``broadcast`` and ``axis`` attributes before opset 7."""
+
 RULES: dict[str, list[tuple[int, Rule]]] = {
+    **{op: [(7, old_broadcast)] for op in OLD_BROADCAST_OPS},
+    "Gemm": [(7, drop_broadcast)],
+    "PRelu": [(7, prelu_channels)],
     **{op: [(since, reduce_axes)] for op, since in REDUCE_AXES_INPUT_SINCE.items()},
     "Squeeze": [(13, axes_input)],
     "Unsqueeze": [(13, axes_input)],

@@ -207,3 +207,31 @@ def test_an_op_dh_does_not_know_raises():
     node = helper.make_node("Relu", ["a"], ["y"], domain="com.example")
     with pytest.raises(GraphError, match="unknown op Relu in domain 'com.example'"):
         dh_backend.run_node(node, [x(2)], "cpu")
+
+
+# -- opset 6 ----------------------------------------------------------------------------
+@pytest.mark.parametrize("axis,b_shape", [(1, (3,)), (0, (2, 3)), (2, (4, 5)), (None, (5,))])
+def test_opset_6_broadcast_aligns_the_second_operand_at_axis(axis, b_shape):
+    attrs = {"broadcast": 1} if axis is None else {"broadcast": 1, "axis": axis}
+    m = model([helper.make_node("Sub", ["a", "b"], ["y"], **attrs)],
+              [("a", FLOAT, [2, 3, 4, 5]), ("b", FLOAT, list(b_shape))], [("y", FLOAT, None)], 6)
+    a, b = x(2, 3, 4, 5), x(*b_shape)
+    start = 4 - len(b_shape) if axis is None else axis
+    expected = a - b.reshape(b_shape + (1,) * (4 - start - len(b_shape)))
+    np.testing.assert_allclose(dh_backend.run_model(m, [a, b])[0], expected, rtol=1e-6)
+
+
+def test_opset_6_prelu_slope_is_per_channel():
+    slope = np.array([0.1, 0.2, 0.3], np.float32)
+    m = model([helper.make_node("PRelu", ["a", "s"], ["y"])], [("a", FLOAT, [2, 3, 4])], [("y", FLOAT, None)], 6,
+              inits=[("s", slope)])
+    a = x(2, 3, 4)
+    np.testing.assert_allclose(dh_backend.run_model(m, [a])[0], np.where(a < 0, a * slope.reshape(3, 1), a))
+
+
+def test_opset_6_gemm_drops_broadcast():
+    m = model([helper.make_node("Gemm", ["a", "b", "c"], ["y"], broadcast=1, transB=1)],
+              [("a", FLOAT, [2, 3]), ("b", FLOAT, [4, 3]), ("c", FLOAT, [4])], [("y", FLOAT, None)], 6)
+    a, b, c = x(2, 3), x(4, 3), x(4)
+    assert "broadcast" not in only_op(m, "Gemm").attrs
+    np.testing.assert_allclose(dh_backend.run_model(m, [a, b, c])[0], a @ b.T + c, rtol=1e-5, atol=1e-6)

@@ -140,12 +140,18 @@ class _Importer:
         if gp.sparse_initializer:
             raise ModelLoadError(f"graph '{gp.name}' has sparse initializers, which dh does not support")
         inits = {t.name: self.tensor(t, "initializer") for t in gp.initializer}
+        declared = {}
+        for vi in (*gp.input, *gp.value_info, *gp.output):
+            t = self.value_type(vi, required_tensor=False)
+            if t is not None:
+                declared[vi.name] = t.dtype
+        emit = _Emitter(self, inits, declared)
         nodes: list[Node] = []
         for index, n in enumerate(gp.node):
             if n.op_type == "Constant" and n.domain in ("", "ai.onnx"):
                 inits[n.output[0]] = self.constant(n)
             else:
-                nodes.extend(self.node(n, index, inits))
+                nodes.extend(self.node(n, index, emit))
         types: dict[str, TensorType] = {}
         for vi in gp.value_info:
             t = self.value_type(vi, required_tensor=False)
@@ -155,7 +161,7 @@ class _Importer:
         outputs = [Value(v.name, self.value_type(v)) for v in gp.output]
         return Graph(nodes, inputs, outputs, inits, gp.name or "graph", self.opset, types)
 
-    def node(self, n: NodeProto, index: int, inits: dict[str, np.ndarray]) -> list[Node]:
+    def node(self, n: NodeProto, index: int, emit: _Emitter) -> list[Node]:
         """The node in canonical form: itself, or the nodes that replace an older form."""
         name = self.node_name(n, index)
         attrs = {}
@@ -165,7 +171,7 @@ class _Importer:
         node = Node(n.op_type, list(n.input), list(n.output), attrs, name, domain)
         if domain:
             return [node]
-        return normalize.normalize(node, self.opset, _Emitter(self, inits))
+        return normalize.normalize(node, self.opset, emit)
 
     def node_name(self, n: NodeProto, index: int) -> str:
         if n.name and n.name not in self.node_names:
@@ -279,9 +285,10 @@ class _Importer:
 class _Emitter:
     """What opset normalization may add to one graph: constants, values, nodes."""
 
-    def __init__(self, importer: _Importer, inits: dict[str, np.ndarray]):
+    def __init__(self, importer: _Importer, inits: dict[str, np.ndarray], declared: dict[str, str]):
         self.importer = importer
         self.inits = inits
+        self.declared = declared
 
     def const(self, base: str, value: np.ndarray) -> str:
         name = self.importer.fresh_value(base)
@@ -296,6 +303,11 @@ class _Emitter:
 
     def constant(self, name: str) -> np.ndarray | None:
         return self.inits.get(name)
+
+    def dtype(self, name: str) -> str | None:
+        if name in self.inits:
+            return self.inits[name].dtype.name
+        return self.declared.get(name)
 
 
 def _dim(d: Any) -> Dim:

@@ -52,6 +52,9 @@ class Emitter(Protocol):
     def constant(self, name: str) -> np.ndarray | None:
         """The value of a constant (initializer or Constant node) seen so far, or None."""
 
+    def dtype(self, name: str) -> str | None:
+        """The dtype the model declares for a value (or a constant's), or None."""
+
 
 Rule = Callable[[Node, int, Emitter], list[Node]]
 
@@ -99,9 +102,14 @@ def _set_input(node: Node, position: int, name: str) -> None:
 
 
 def _like_input(node: Node, attr: str, value: float | None, position: int, emit: Emitter) -> list[Node]:
-    """Input ``position`` holds ``value`` in the dtype of input 0 (a CastLike of a
-    float constant): for Clip's bounds and Pad's value, whose type is the data's."""
+    """Input ``position`` holds ``value`` in the dtype of input 0: a constant of that
+    dtype when the model declares it, else a CastLike of a float64 constant (for Clip's
+    bounds and Pad's value, whose type is the data's)."""
     if value is None:
+        return []
+    dtype = emit.dtype(node.inputs[0])
+    if dtype is not None:
+        _set_input(node, position, emit.const(f"{node.name}_{attr}", np.asarray(value, dtype=dtype)))
         return []
     const = emit.const(f"{node.name}_{attr}", np.asarray(value, dtype=np.float64))
     cast = emit.node("CastLike", [const, node.inputs[0]], [emit.value(f"{node.name}_{attr}_cast")], {},

@@ -235,3 +235,17 @@ def test_opset_6_gemm_drops_broadcast():
     a, b, c = x(2, 3), x(4, 3), x(4)
     assert "broadcast" not in only_op(m, "Gemm").attrs
     np.testing.assert_allclose(dh_backend.run_model(m, [a, b, c])[0], a @ b.T + c, rtol=1e-5, atol=1e-6)
+
+
+def test_clip_bounds_take_the_declared_dtype_or_follow_the_data():
+    declared = model([helper.make_node("Clip", ["a"], ["y"], min=-1.0, max=1.0)],
+                     [("a", TensorProto.DOUBLE, [3])], [("y", TensorProto.DOUBLE, None)], 6)
+    g = import_model(declared)
+    assert [n.op for n in g.nodes] == ["Clip"]
+    assert [g.initializers[i].dtype for i in g.nodes[0].inputs[1:]] == [np.float64, np.float64]
+    undeclared = model([helper.make_node("Relu", ["a"], ["r"]), helper.make_node("Clip", ["r"], ["y"], min=0.5)],
+                       [("a", TensorProto.FLOAT16, [3])], [("y", TensorProto.FLOAT16, None)], 6)
+    assert [n.op for n in import_model(undeclared).nodes] == ["Relu", "CastLike", "Clip"]
+    out = dh_backend.run_model(undeclared, [np.array([-1, 0.25, 2], np.float16)])[0]
+    assert out.dtype == np.float16
+    np.testing.assert_array_equal(out, [0.5, 0.5, 2])

@@ -334,6 +334,11 @@ def _roi_axis(samples: np.ndarray, size: int) -> tuple[np.ndarray, ...]:
     return outside, low, high, 1.0 - frac, frac
 
 
+def _roi_tap(img: np.ndarray, keep: np.ndarray, yi: np.ndarray, xi: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """One bilinear corner's weighted pixels; samples outside the image weigh pixel (0, 0) by 0."""
+    return np.where(keep, weight, 0.0) * img[:, np.where(keep, yi, 0), np.where(keep, xi, 0)]
+
+
 @register
 class RoiAlign(OpDef):
     name = "RoiAlign"
@@ -376,11 +381,8 @@ class RoiAlign(OpDef):
             x_out, x0, x1, hx, lx = (a[None, None] for a in _roi_axis(xs, width))
             keep = ~(y_out | x_out)
             img = data[int(b)]
-
-            def tap(yi, xi, weight):
-                return np.where(keep, weight, 0.0) * img[:, np.where(keep, yi, 0), np.where(keep, xi, 0)]
-
-            taps = [tap(y0, x0, hy * hx), tap(y0, x1, hy * lx), tap(y1, x0, ly * hx), tap(y1, x1, ly * lx)]
+            taps = [_roi_tap(img, keep, yi, xi, w)
+                    for yi, xi, w in ((y0, x0, hy * hx), (y0, x1, hy * lx), (y1, x0, ly * hx), (y1, x1, ly * lx))]
             if mode == "avg":
                 out[r] = sum(taps).sum(axis=(2, 4)) / max(grid_h * grid_w, 1)
             elif mode == "max":

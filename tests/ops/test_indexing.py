@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 from dh_core.conformance.samples import Sample, all_samples
 from dh_core.ops import registry
+from dh_core.ops.base import InferContext
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from dh_core.errors import ShapeError
-from dh_core.ir import TensorType
+from dh_core.ir import Node, TensorType
 
 from .oracle import assert_matches, infer, onnx_run, ours
 
@@ -102,8 +103,6 @@ def test_every_op_is_registered_with_samples():
 
 
 def test_inference_never_crashes_on_unknown_rank():
-    from dh_core.ir import Node
-    from dh_core.ops.base import InferContext
     for op in OPS:
         opdef = registry.get(op)
         node = Node(op, [f"x{i}" for i in range(len(opdef.inputs))], [f"y{i}" for i in range(len(opdef.outputs))])

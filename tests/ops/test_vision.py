@@ -6,21 +6,24 @@ import numpy as np
 import pytest
 from dh_core.conformance.samples import Sample, all_samples
 from dh_core.ops import registry
+from dh_core.ops.base import InferContext
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from dh_core.ir import TensorType
+from dh_core.ir import Node, TensorType
 
 from .oracle import assert_matches, infer, onnx_run, ours
 
 OPS = ("GridSample", "NonMaxSuppression", "LpPool", "MaxUnpool", "AffineGrid", "RoiAlign", "MaxRoiPool")
 CONSTANT_INPUTS = {"MaxUnpool": (2,), "AffineGrid": (1,)}
 DATA_DEPENDENT = {"NonMaxSuppression"}
-# onnx.reference weighs taps in the input's dtype; ours in float64, so results differ
-# by their rounding.
 ORACLE_GAPS = {("MaxRoiPool", d): "onnx.reference has no MaxRoiPool (ONNX Runtime is its oracle)"
                for d in ("float16", "float32", "float64")}
-ORACLE_TOLERANCE = {("AffineGrid", "float64"): (1e-6, 1e-6),("GridSample", "float64"): (1e-6, 1e-6), ("GridSample", "float16"): (2e-2, 5e-2)}
+# onnx.reference weighs GridSample taps in the input's dtype or, for coordinates it
+# holds as float32, in float32 arithmetic, and returns AffineGrid's grids as float32;
+# ours works in float64, so results differ by that rounding.
+ORACLE_TOLERANCE = {("AffineGrid", "float64"): (1e-6, 1e-6), ("GridSample", "float64"): (1e-5, 1e-5),
+                    ("GridSample", "float16"): (2e-2, 5e-2)}
 
 SAMPLES = all_samples()
 CASES = [(op, dtype) for op in OPS for dtype in SAMPLES[op].dtypes]
@@ -135,8 +138,6 @@ def test_every_op_is_registered_with_samples():
 
 
 def test_inference_never_crashes_on_unknown_rank():
-    from dh_core.ir import Node
-    from dh_core.ops.base import InferContext
     for op in OPS:
         opdef = registry.get(op)
         node = Node(op, [f"x{i}" for i in range(len(opdef.inputs))], [f"y{i}" for i in range(len(opdef.outputs))])
@@ -177,7 +178,6 @@ def onnxruntime_run(op: str, sample: Sample) -> list[np.ndarray]:
     """Run one node of a sample on ONNX Runtime's CPU kernels (opset 21: it registers
     MaxRoiPool up to opset 21, whose schema opset 22 only widens to more dtypes)."""
     ort = pytest.importorskip("onnxruntime")
-    import onnx
     from onnx import helper
 
     names = [f"x{i}" for i in range(len(sample.inputs))]

@@ -153,3 +153,26 @@ def test_det_of_float16_is_computed_wide_and_rounded_once():
     (got,) = ours("Det", [x])
     assert got.dtype == np.float16
     np.testing.assert_array_equal(got, [5, 0])
+
+
+def infer_types(op: str, types, attrs=None, constants=(), n_outputs: int = 1):
+    opdef = registry.get(op)
+    node = Node(op, [f"x{i}" for i in range(len(types))], [f"y{i}" for i in range(n_outputs)], dict(attrs or {}))
+    consts = list(constants) + [None] * (len(types) - len(constants))
+    return opdef.infer(InferContext(node, types, opdef.full_attrs(node), consts))
+
+
+def test_symbolic_dims_flow_through_indexing_ops():
+    data = TensorType("float32", ("B", 4, 5))
+    assert infer_types("GatherND", [data, TensorType("int64", ("B", "K", 1))], {"batch_dims": 1}) == [
+        TensorType("float32", ("B", "K", 5))]
+    assert infer_types("NonZero", [data]) == [TensorType("int64", (3, None))]
+    assert infer_types("Compress", [data, TensorType("bool", ("M",))], {"axis": -1}) == [
+        TensorType("float32", ("B", 4, None))]
+    assert infer_types("Unique", [data], {"axis": 1}, n_outputs=4)[2] == TensorType("int64", (4,))
+    assert infer_types("CenterCropPad", [data, TensorType("int64", (2,))], {"axes": [1, 2]},
+                       constants=[None, np.array([2, 7])]) == [TensorType("float32", ("B", 2, 7))]
+    assert infer_types("Col2Im", [TensorType("float16", ("N", 12, 6)), TensorType("int64", (2,)),
+                                  TensorType("int64", (2,))],
+                       constants=[None, np.array([3, 4]), np.array([2, 2])]) == [
+        TensorType("float16", ("N", 3, 3, 4))]

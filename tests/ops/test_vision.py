@@ -199,3 +199,24 @@ def test_max_roi_pool_matches_onnxruntime(data):
     (got,) = ours("MaxRoiPool", sample.inputs, sample.attrs)
     (want,) = onnxruntime_run("MaxRoiPool", sample)
     assert_matches(got, want, (0, 0))
+
+
+def test_symbolic_dims_flow_through_vision_ops():
+    def infer_types(op, types, attrs=None, constants=()):
+        opdef = registry.get(op)
+        node = Node(op, [f"x{i}" for i in range(len(types))], ["y0"], dict(attrs or {}))
+        consts = list(constants) + [None] * (len(types) - len(constants))
+        return opdef.infer(InferContext(node, types, opdef.full_attrs(node), consts))
+
+    x = TensorType("float32", ("N", "C", 8, 8))
+    assert infer_types("GridSample", [x, TensorType("float32", ("N", "H", "W", 2))]) == [
+        TensorType("float32", ("N", "C", "H", "W"))]
+    assert infer_types("RoiAlign", [x, TensorType("float32", ("R", 4)), TensorType("int64", ("R",))],
+                       {"output_height": 2, "output_width": 3}) == [TensorType("float32", ("R", "C", 2, 3))]
+    assert infer_types("LpPool", [x], {"kernel_shape": [3, 3], "strides": [2, 2]}) == [
+        TensorType("float32", ("N", "C", 3, 3))]
+    assert infer_types("AffineGrid", [TensorType("float64", ("N", 2, 3)), TensorType("int64", (4,))]) == [
+        TensorType("float64", ("N", None, None, 2))]
+    assert infer_types("NonMaxSuppression", [TensorType("float32", (1, "K", 4)),
+                                             TensorType("float32", (1, 3, "K"))]) == [
+        TensorType("int64", (None, 3))]

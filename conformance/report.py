@@ -45,6 +45,9 @@ class Report:
     failures: list[Failure] = field(default_factory=list)
     runtime: dict[str, str] = field(default_factory=dict)
     runtime_messages: dict[str, str] = field(default_factory=dict)
+    onnx_node: dict[str, str] = field(default_factory=dict)
+    """ONNX node test case -> "pass" | "fail" | "xfail" | "unsupported" (tier 2)."""
+    onnx_node_messages: dict[str, str] = field(default_factory=dict)
     mode: str = "quick"
     seed: int | None = None
     seconds: float = 0.0
@@ -58,18 +61,19 @@ class Report:
 
     @property
     def summary(self) -> dict[str, int]:
-        counts = {"passed": 0, "failed": 0, "xfailed": 0, "unsupported": 0}
-        key = {"pass": "passed", "fail": "failed", "xfail": "xfailed", "unsupported": "unsupported"}
-        for row in self.ops.values():
-            for status in row.values():
-                counts[key[status]] += 1
-        return counts
+        """Counts of the op x dtype matrix."""
+        return _counts(s for row in self.ops.values() for s in row.values())
+
+    @property
+    def onnx_node_summary(self) -> dict[str, int]:
+        """Counts of the ONNX node test cases."""
+        return _counts(self.onnx_node.values())
 
     @property
     def exit_code(self) -> int:
         """0 when nothing failed unexpectedly and no expected failure passed, else 1."""
         failed = any(s == "fail" for row in self.ops.values() for s in row.values())
-        return 1 if failed or "fail" in self.runtime.values() else 0
+        return 1 if failed or "fail" in self.runtime.values() or "fail" in self.onnx_node.values() else 0
 
     @property
     def dtypes(self) -> list[str]:
@@ -89,6 +93,12 @@ class Report:
             "failures": [asdict(f) for f in self.failures],
             "runtime": dict(self.runtime),
             "runtime_messages": dict(self.runtime_messages),
+            "onnx_node": {
+                "summary": self.onnx_node_summary,
+                "cases": dict(sorted(self.onnx_node.items())),
+                "failures": [{"case": c, "message": self.onnx_node_messages.get(c, "")}
+                             for c, st in sorted(self.onnx_node.items()) if st == "fail"],
+            },
         }
 
     def to_json(self, path: str | os.PathLike | None = None) -> str:
@@ -120,6 +130,10 @@ class Report:
             for name, status in self.runtime.items():
                 detail = self.runtime_messages.get(name, "").replace("|", "\\|").replace("\n", " ")
                 lines.append(f"| {name} | {status} | {detail} |")
+        if self.onnx_node:
+            lines += ["", "## ONNX node test cases", "", self._onnx_node_line()]
+            for case, message in self._onnx_node_failures():
+                lines += ["", f"- `{case}`: {message}"]
         return _write("\n".join(lines) + "\n", path)
 
     # -- text ----------------------------------------------------------------------------
@@ -152,7 +166,19 @@ class Report:
             for name, status in self.runtime.items():
                 checks.add_row(name, Text(status, style=STYLES.get(status, "")), self.runtime_messages.get(name, ""))
             yield checks
+        if self.onnx_node:
+            yield Text(self._onnx_node_line(), style="bold")
+            for case, message in self._onnx_node_failures():
+                yield Text(f"FAIL {case}: {message}", style="red")
         yield Text(self.summary_line(), style="bold red" if self.exit_code else "bold green")
+
+    def _onnx_node_line(self) -> str:
+        s = self.onnx_node_summary
+        return (f"ONNX node test cases: {s['passed']} passed, {s['failed']} failed, "
+                f"{s['xfailed']} expected failures, {s['unsupported']} unsupported")
+
+    def _onnx_node_failures(self) -> list[tuple[str, str]]:
+        return [(c, self.onnx_node_messages.get(c, "")) for c, st in sorted(self.onnx_node.items()) if st == "fail"]
 
     def summary_line(self) -> str:
         """One line: the counts of the matrix and of the runtime checks, and the time."""
@@ -163,6 +189,9 @@ class Report:
             statuses = list(self.runtime.values())
             line += (f"; runtime checks: {statuses.count('pass')} passed, {statuses.count('fail')} failed, "
                      f"{statuses.count('skip')} skipped")
+        if self.onnx_node:
+            n = self.onnx_node_summary
+            line += f"; ONNX node cases: {n['passed']} passed, {n['failed']} failed"
         return f"{line} ({self.seconds:.1f} s)"
 
     def to_text(self, width: int = 120) -> str:
@@ -172,6 +201,14 @@ class Report:
         out = io.StringIO()
         Console(file=out, width=width, color_system=None, highlight=False).print(self)
         return out.getvalue()
+
+
+def _counts(statuses) -> dict[str, int]:
+    counts = {"passed": 0, "failed": 0, "xfailed": 0, "unsupported": 0}
+    key = {"pass": "passed", "fail": "failed", "xfail": "xfailed", "unsupported": "unsupported"}
+    for status in statuses:
+        counts[key[status]] += 1
+    return counts
 
 
 def _write(text: str, path: str | os.PathLike | None) -> str:

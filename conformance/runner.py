@@ -319,14 +319,17 @@ def check_case(backend: Any, case: Case, *, mode: Mode | None = None, manifest: 
 # -- the suite ----------------------------------------------------------------------------
 def run_suite(backend: Any, *, quick: bool = True, ops: list[str] | None = None,
               dtypes: list[str] | None = None, progress: bool = False, max_examples: int | None = None,
-              seed: int | None = None, manifest: dict | None = None, runtime: bool | None = None) -> Report:
+              seed: int | None = None, manifest: dict | None = None, runtime: bool | None = None,
+              onnx_node: bool | None = None) -> Report:
     """Run the conformance suite on a backend (a name or a backend object).
 
     ``quick`` is derandomized with few examples (CI); thorough mode draws many, from
     ``seed`` (random when None, and reported). ``ops``/``dtypes`` narrow the op matrix.
     ``manifest`` replaces the plugin's manifest (tests). ``runtime`` runs the runtime
-    checks; by default they run when no op filter is given.
+    checks and ``onnx_node`` the ONNX node test cases (of the ``ops`` given, if any); by
+    default both run when no op filter is given.
     """
+    from . import onnx_node as tier2
     from . import runtime_checks
 
     backend = backend_registry.resolve(backend)
@@ -339,9 +342,10 @@ def run_suite(backend: Any, *, quick: bool = True, ops: list[str] | None = None,
     todo = cases(ops, dtypes)
     with_runtime = ops is None if runtime is None else runtime
     checks = list(runtime_checks.CHECKS) if with_runtime else []
+    node_cases = tier2.selected_cases(ops) if (ops is None if onnx_node is None else onnx_node) else []
     report = Report(backend.name, mode="quick" if quick else "thorough", seed=mode.seed)
     start = time.perf_counter()
-    with _progress(progress, len(todo) + len(checks)) as bar:
+    with _progress(progress, len(todo) + len(checks) + len(node_cases)) as bar:
         for case in todo:
             bar.working_on(f"{case.op} {case.dtype}")
             xfail = expected_failure(manifest, case)
@@ -353,6 +357,14 @@ def run_suite(backend: Any, *, quick: bool = True, ops: list[str] | None = None,
             outcome = runtime_checks.run_check(backend, name)
             report.runtime[name] = outcome.status
             report.runtime_messages[name] = outcome.message
+            bar.done()
+        for node_case in node_cases:
+            bar.working_on(f"onnx: {node_case.name}")
+            result = tier2.apply_expectation(tier2.run_case(backend, node_case),
+                                             *tier2.expected_failure(manifest, node_case.name))
+            report.onnx_node[result.case] = result.status
+            if result.message:
+                report.onnx_node_messages[result.case] = result.message
             bar.done()
     report.seconds = time.perf_counter() - start
     return report

@@ -62,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _command(commands, "conformance", "run the conformance suite on a backend",
                  "Runs the op conformance suite on a backend: for each op and dtype it claims,\n"
-                 "hypothesis draws cases and compares the backend with the reference. Prints the\n"
+                 "hypothesis draws cases and compares the backend with the reference; then ONNX's\n"
+                 "own node test cases (from the installed onnx package) and runtime checks. Prints the\n"
                  "op x dtype matrix and exits 0 when everything passes or fails as its manifest expects.",
                  "examples:\n  dh conformance --backend cpu\n"
                  "  dh conformance --backend opencl --thorough --json report.json\n"
@@ -77,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, metavar="N", help="seed of the random cases, to replay a run")
     p.add_argument("--json", metavar="PATH", help="also write the report as JSON to PATH")
     p.add_argument("--markdown", metavar="PATH", help="also write the report as Markdown to PATH")
+    p.add_argument("--no-onnx-node", action="store_true",
+                   help="skip ONNX's own node test cases (run by default, for the --op ops when given)")
     p.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
     p.set_defaults(handler=cmd_conformance)
 
@@ -184,7 +187,8 @@ def cmd_conformance(args: argparse.Namespace) -> int:
 
     with np.errstate(all="ignore"):  # the suite feeds nan, inf and overflow on purpose
         report = run_suite(args.backend, quick=not args.thorough, ops=args.op, dtypes=args.dtype,
-                           progress=not args.no_progress and sys.stderr.isatty(), seed=args.seed)
+                           progress=not args.no_progress and sys.stderr.isatty(), seed=args.seed,
+                           onnx_node=not args.no_onnx_node)
     print(report.to_text())
     if args.json:
         report.to_json(args.json)

@@ -40,7 +40,8 @@ class HookSpecs:
     @hookspec
     def dh_conformance_manifest(self, backend: str) -> "dict | None":
         """For the named backend: ``{"tolerances": {(op, dtype): (rtol, atol)},
-        "xfail": {(op, dtype): reason}}`` (dtype ``"*"`` matches every dtype)."""
+        "xfail": {(op, dtype): reason}, "onnx_xfail": {regex: reason}}`` (dtype ``"*"``
+        matches every dtype; a regex is searched in ONNX test case names)."""
 
     @hookspec
     def dh_op_definitions(self) -> list[type]:
@@ -120,11 +121,12 @@ class Plugins:
         return specs
 
     def manifest(self, backend: str) -> dict:
-        """The merged conformance manifest of a backend."""
-        merged: dict = {"tolerances": {}, "xfail": {}}
+        """The merged conformance manifest of a backend: each section (``tolerances``,
+        ``xfail``, ``onnx_xfail``, ``onnx_pending``) is a dict, merged across plugins."""
+        merged: dict = {"tolerances": {}, "xfail": {}, "onnx_xfail": {}, "onnx_pending": {}}
         for _, part in self._call_each("dh_conformance_manifest", backend=backend):
-            merged["tolerances"].update(part.get("tolerances", {}))
-            merged["xfail"].update(part.get("xfail", {}))
+            for section, entries in part.items():
+                merged.setdefault(section, {}).update(entries)
         return merged
 
     def op_definitions(self) -> list[type]:

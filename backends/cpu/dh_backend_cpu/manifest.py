@@ -12,6 +12,10 @@ MANIFEST = {
     "tolerances": {},
     "xfail": {},
     "onnx_xfail": {
+        r"^test_dft_inverse(?:_opset19)?$":
+            "the expected output holds float32 rounding noise (1.9e-7) where the exact result is 0, "
+            "above the case's atol of 1e-7",
+        r"^test_affine_grid_.*_expanded$": "the expanded form needs op If, not in the library yet",
         'bfloat16|BFLOAT16|_bf16(?:_|$)':
             'bfloat16 is not in the IR',
         'FLOAT8|FLOAT4|U?INT[24](?:_|$)|e8m0|e4m3|e5m2|float4e2m1|_u?int[24](?:_|$)':
@@ -72,9 +76,5 @@ MANIFEST = {
             'string tensors are not in the IR',
         '^test_(?:batchnorm_epsilon_training|batchnorm_example_training|training)(?:_|$)':
             'training mode is not supported (inference only)',
-    },
-    "onnx_pending": {
-        '^test_(?:dft_inverse)(?:_|$)': 'op being added',
-        '^test_(?=.*_expanded)(?:affine)(?:_|$)': 'op being added',
     },
 }

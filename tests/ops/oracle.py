@@ -95,3 +95,16 @@ def assert_all_match(got, want, tolerance: tuple[float, float]) -> None:
     assert len(got) == len(want), f"{len(got)} outputs != {len(want)}"
     for g, w in zip(got, want):
         assert_matches(g, w, tolerance)
+
+
+def infer_compatible(inferred: TensorType | None, actual: np.ndarray) -> bool:
+    """An inference may know less than the actual output (None dims, unknown rank),
+    but nothing wrong."""
+    if inferred is None:
+        return True
+    if inferred.dtype != actual.dtype.name:
+        return False
+    if inferred.shape is None:
+        return True
+    return len(inferred.shape) == actual.ndim and all(
+        d is None or d == a for d, a in zip(inferred.shape, actual.shape))

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from dh_core import backends as backend_registry
+from dh_core.dtypes import BFLOAT16, FLOATS, SMALL_FLOATS, name_of
 from dh_core.errors import DeviceError, DHError
 from dh_core.ir import Graph, Node, TensorType, Value
 from dh_core.ops import registry
@@ -27,6 +28,9 @@ from dh_core.passes import infer_types
 
 from .report import Failure, Report
 from .samples import OpSamples, Sample, all_samples
+
+FLOAT_LIKE = BFLOAT16 + SMALL_FLOATS
+"""Low-precision floats, compared as floats (in float64, nan equal to nan)."""
 
 QUICK_EXAMPLES = 10
 THOROUGH_EXAMPLES = 100
@@ -143,7 +147,7 @@ def one_node_graph(op: str, sample: Sample, n_outputs: int | None = None) -> Gra
         n_outputs = sample.n_outputs if sample.n_outputs is not None else default_outputs(op)
     names = [f"x{i}" if x is not None else "" for i, x in enumerate(sample.inputs)]
     node = Node(op, names, [f"y{i}" for i in range(n_outputs)], dict(sample.attrs), name=op)
-    inputs = [Value(n, TensorType(x.dtype.name, x.shape)) for n, x in zip(names, sample.inputs) if n]
+    inputs = [Value(n, TensorType(name_of(x.dtype), x.shape)) for n, x in zip(names, sample.inputs) if n]
     graph = Graph([node], inputs, [Value(o) for o in node.outputs], name=f"conformance_{op}")
     try:
         infer_types(graph)
@@ -204,8 +208,8 @@ def compare(actual: Sequence[np.ndarray], expected: Sequence[np.ndarray], rtol: 
             raise CaseFailure(f"output {i} has dtype {got.dtype}, the reference {want.dtype}")
         if got.shape != want.shape:
             raise CaseFailure(f"output {i} has shape {list(got.shape)}, the reference {list(want.shape)}")
-        if want.dtype.kind == "f":
-            r, a = (rtol, atol) if np.dtype(dtype).kind == "f" else _default_tolerance(want.dtype.name)
+        if want.dtype.kind == "f" or name_of(want.dtype) in FLOAT_LIKE:
+            r, a = (rtol, atol) if dtype in FLOAT_LIKE + FLOATS else _default_tolerance(name_of(want.dtype))
             try:
                 np.testing.assert_allclose(got.astype(np.float64), want.astype(np.float64), rtol=r, atol=a,
                                            equal_nan=True, err_msg=f"output {i}")

@@ -9,6 +9,7 @@ import numpy as np
 
 from . import backends as backend_registry
 from .backend import Device
+from .dtypes import name_of
 from .errors import DeviceError, DHError, InputError
 from .ir import Graph, TensorType, Value
 from .partition import FALLBACKS, Plan, assign, copies_for, memory_space, split
@@ -186,8 +187,8 @@ class Session:
         expected: TensorType | None = self.graph.value_types.get(name)
         if expected is None:
             return arr
-        if arr.dtype.name != expected.dtype:
-            raise InputError(f"input '{name}' has dtype {arr.dtype.name}; the model expects {expected.dtype}")
+        if name_of(arr.dtype) != expected.dtype:
+            raise InputError(f"input '{name}' has dtype {name_of(arr.dtype)}; the model expects {expected.dtype}")
         if expected.shape is not None:
             if arr.ndim != len(expected.shape):
                 raise InputError(f"input '{name}' has shape {list(arr.shape)}; the model expects rank "

@@ -18,8 +18,6 @@ MANIFEST = {
         r"^test_affine_grid_.*_expanded$": "the expanded form needs op If, not in the library yet",
         'bfloat16|BFLOAT16|_bf16(?:_|$)':
             'bfloat16 is not in the IR',
-        'FLOAT8|FLOAT4|U?INT[24](?:_|$)|e8m0|e4m3|e5m2|float4e2m1|_u?int[24](?:_|$)':
-            '8-, 4- and 2-bit float and integer types are not in the IR',
         '^test_(?:identity_opt|identity_sequence|if_opt|if_seq|loop13|loop16)(?:_|$)':
             'sequence types are not in the IR yet',
         '^test_(?:optional|sequence|split_to)(?:_|$)':
@@ -28,8 +26,6 @@ MANIFEST = {
             'ai.onnx.ml ops are not in the library',
         '^test_(?!.*_expanded)(?:bernoulli)(?:_|$)':
             'op Bernoulli is not in the library yet',
-        '^test_(?:bitcast)(?:_|$)':
-            'op BitCast is not in the library yet',
         '^test_(?!.*_expanded)(?:causal)(?:_|$)':
             'op CausalConvWithState is not in the library yet',
         '^test_(?:cumprod)(?:_|$)':

@@ -650,11 +650,13 @@ class Celu(Unary):
 
     name = "Celu"
     attrs = {"alpha": Attr("float", 1.0)}
+    constraints = {"T": dt.FLOATS + dt.BFLOAT16}
     composite = True
 
     def reference(self, x, *, alpha):
-        a = attr_const(alpha, x)
-        xs = x / a
+        work = casting.widen(x)  # bfloat16 computes in float32
+        a = attr_const(alpha, work)
+        xs = work / a
         return (a * np.where(xs < 0, np.expm1(xs), xs)).astype(x.dtype)
 
     def decompose(self, d):

@@ -296,7 +296,7 @@ samples("BitwiseNot", dt.INTS)(unary)
 samples("Xor", BOOL)(binary)
 
 # -- more activations ------------------------------------------------------------
-samples("Celu", dt.FLOATS)(lambda dtype: with_attrs(unary(dtype), alpha=float_attr(0.125, 3)))
+samples("Celu", dt.FLOATS + dt.BFLOAT16, {"bfloat16": (1e-2, 1e-2)})(lambda dtype: with_attrs(unary(dtype), alpha=float_attr(0.125, 3)))
 samples("Mish", dt.FLOATS)(unary)
 samples("Softsign", dt.FLOATS)(unary)
 samples("ThresholdedRelu", dt.FLOATS)(lambda dtype: with_attrs(unary(dtype), alpha=float_attr(-3, 3)))

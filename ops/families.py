@@ -4,6 +4,7 @@ from . import (  # noqa: F401
     elementwise,
     indexing,
     linalg,
+    loss,
     normalization,
     quantize,
     reduce,

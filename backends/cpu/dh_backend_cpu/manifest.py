@@ -46,18 +46,12 @@ MANIFEST = {
             'op Loop is not in the library yet',
         '^test_(?=.*_expanded)(?:range)(?:_|$)':
             'op Loop is not in the library yet',
-        '^test_(?!.*_expanded)(?:nllloss)(?:_|$)':
-            'op NegativeLogLikelihoodLoss is not in the library yet',
-        '^test_(?=.*_expanded)(?:sce)(?:_|$)':
-            'op NegativeLogLikelihoodLoss is not in the library yet',
         '^test_(?=.*_expanded)(?:bernoulli)(?:_|$)':
             'op RandomUniformLike is not in the library yet',
         '^test_(?:scan|scan9)(?:_|$)':
             'op Scan is not in the library yet',
         '^test_(?=.*_expanded)(?:linear)(?:_|$)':
             'op Scan is not in the library yet',
-        '^test_(?!.*_expanded)(?:sce)(?:_|$)':
-            'op SoftmaxCrossEntropyLoss is not in the library yet',
         '^test_(?!.*_expanded)(?:swiglu)(?:_|$)':
             'op SwiGLU is not in the library yet',
         '^test_(?!.*_expanded)(?:swish)(?:_|$)':

@@ -32,8 +32,6 @@ MANIFEST = {
             'op BitCast is not in the library yet',
         '^test_(?!.*_expanded)(?:causal)(?:_|$)':
             'op CausalConvWithState is not in the library yet',
-        '^test_(?:cumprod)(?:_|$)':
-            'op CumProd is not in the library yet',
         '^test_(?:basic_deform|deform)(?:_|$)':
             'op DeformConv is not in the library yet',
         '^test_(?:if)$':
@@ -52,14 +50,6 @@ MANIFEST = {
             'op Scan is not in the library yet',
         '^test_(?=.*_expanded)(?:linear)(?:_|$)':
             'op Scan is not in the library yet',
-        '^test_(?!.*_expanded)(?:swiglu)(?:_|$)':
-            'op SwiGLU is not in the library yet',
-        '^test_(?!.*_expanded)(?:swish)(?:_|$)':
-            'op Swish is not in the library yet',
-        '^test_(?=.*_expanded)(?:swiglu)(?:_|$)':
-            'op Swish is not in the library yet',
-        '^test_(?:tensorscatter)(?:_|$)':
-            'op TensorScatter is not in the library yet',
         '^test_(?:tfidfvectorizer)(?:_|$)':
             'op TfIdfVectorizer is not in the library yet',
         '^test_(?!.*_expanded)(?:flexattention)(?:_|$)':

@@ -58,7 +58,5 @@ MANIFEST = {
             'ops of domain ai.onnx.preview.training are not in the library',
         '^test_(?:ai_onnx_ml_label|equal_string|regex|string|strnorm|strnormalizer)(?:_|$)':
             'string tensors are not in the IR',
-        '^test_(?:batchnorm_epsilon_training|batchnorm_example_training|training)(?:_|$)':
-            'training mode is not supported (inference only)',
     },
 }

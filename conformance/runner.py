@@ -22,7 +22,7 @@ import numpy as np
 from dh_core import backends as backend_registry
 from dh_core.errors import DeviceError, DHError
 from dh_core.ir import Graph, Node, TensorType, Value
-from dh_core.ops import registry
+from dh_core.ops import OpDef, registry
 from dh_core.passes import infer_types
 
 from .report import Failure, Report
@@ -98,7 +98,7 @@ class CaseResult:
 # -- what to run ----------------------------------------------------------------------
 def cases(ops: Sequence[str] | None = None, dtypes: Sequence[str] | None = None) -> list[Case]:
     """Every (op, dtype) of the op library that has samples, optionally filtered."""
-    known = {op.name for op in registry.all_ops() if not op.domain}
+    known = {op.name for op in registry.all_ops()}
     sampled = all_samples()
     names = sorted(known & set(sampled))
     if ops is not None:
@@ -142,7 +142,8 @@ def one_node_graph(op: str, sample: Sample, n_outputs: int | None = None) -> Gra
     if n_outputs is None:
         n_outputs = sample.n_outputs if sample.n_outputs is not None else default_outputs(op)
     names = [f"x{i}" if x is not None else "" for i, x in enumerate(sample.inputs)]
-    node = Node(op, names, [f"y{i}" for i in range(n_outputs)], dict(sample.attrs), name=op)
+    node = Node(op, names, [f"y{i}" for i in range(n_outputs)], dict(sample.attrs), name=op,
+                domain=op_def(op).domain)
     inputs = [Value(n, TensorType(x.dtype.name, x.shape)) for n, x in zip(names, sample.inputs) if n]
     graph = Graph([node], inputs, [Value(o) for o in node.outputs], name=f"conformance_{op}")
     try:
@@ -152,9 +153,18 @@ def one_node_graph(op: str, sample: Sample, n_outputs: int | None = None) -> Gra
     return graph
 
 
+def op_def(op: str) -> OpDef:
+    """The library op of that name: the ai.onnx one, else the one of another domain
+    (samples are registered by op name)."""
+    found = [o for o in registry.all_ops() if o.name == op]
+    if not found:
+        raise DHError(f"unknown op {op}: not in the op library")
+    return found[0]
+
+
 def default_outputs(op: str) -> int:
     """How many outputs a node of the op has when nobody says: its required ones."""
-    opdef = registry.get(op)
+    opdef = op_def(op)
     return sum(1 for p in opdef.outputs if not p.optional and not p.variadic) or 1
 
 
@@ -183,9 +193,9 @@ def reference_outputs(op: str, sample: Sample) -> list[np.ndarray]:
     """The op's numpy reference on a sample: every output it produces, or the
     sample's ``n_outputs`` first ones."""
     node = Node(op, [f"x{i}" if x is not None else "" for i, x in enumerate(sample.inputs)], ["y0"],
-                dict(sample.attrs), name=op)
+                dict(sample.attrs), name=op, domain=op_def(op).domain)
     try:
-        results = registry.get(op).run_reference(node, list(sample.inputs))
+        results = op_def(op).run_reference(node, list(sample.inputs))
     except Exception as exc:
         raise CaseFailure(f"the numpy reference raised (a bug of the op library or its samples): "
                           f"{type(exc).__name__}: {exc}") from exc

@@ -11,5 +11,6 @@ from . import (  # noqa: F401
     rnn,
     shape,
     signal,
+    training,
     vision,
 )

@@ -32,8 +32,6 @@ MANIFEST = {
             'op BitCast is not in the library yet',
         '^test_(?:cumprod)(?:_|$)':
             'op CumProd is not in the library yet',
-        '^test_(?:basic_deform|deform)(?:_|$)':
-            'op DeformConv is not in the library yet',
         '^test_(?:if)$':
             'op If is not in the library yet',
         '^test_(?:image)(?:_|$)':

@@ -9,6 +9,7 @@ from . import (  # noqa: F401
     quantize,
     reduce,
     rnn,
+    sequence_models,
     shape,
     signal,
     vision,

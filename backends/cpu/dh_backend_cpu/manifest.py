@@ -30,16 +30,10 @@ MANIFEST = {
             'op Bernoulli is not in the library yet',
         '^test_(?:bitcast)(?:_|$)':
             'op BitCast is not in the library yet',
-        '^test_(?!.*_expanded)(?:causal)(?:_|$)':
-            'op CausalConvWithState is not in the library yet',
-        '^test_(?:basic_deform|deform)(?:_|$)':
-            'op DeformConv is not in the library yet',
         '^test_(?:if)$':
             'op If is not in the library yet',
         '^test_(?:image)(?:_|$)':
             'op ImageDecoder is not in the library yet',
-        '^test_(?!.*_expanded)(?:linear)(?:_|$)':
-            'op LinearAttention is not in the library yet',
         '^test_(?:loop11)(?:_|$)':
             'op Loop is not in the library yet',
         '^test_(?=.*_expanded)(?:range)(?:_|$)':

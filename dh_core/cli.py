@@ -296,12 +296,15 @@ def _save_npz(path: str, arrays: dict[str, Any]) -> None:
 # -- dh info ---------------------------------------------------------------------
 def cmd_info(args: argparse.Namespace) -> int:
     """Describe a model, and with --backend its plan."""
-    from .session import Session, load_graph
+    from .onnx_io import import_model
 
-    graph = load_graph(args.model)
+    # the plan needs the weights (constant folding); the description only their sizes
+    graph = import_model(args.model, load_data=bool(args.backend))
     info = {"model": args.model, **model_info(graph)}
     plan = None
     if args.backend:
+        from .session import Session
+
         plan = Session(graph, backends=args.backend, fallback="allow").plan
         info["plan"] = plan.to_dict()
     if args.json:

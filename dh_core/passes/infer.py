@@ -35,7 +35,7 @@ def infer_types(graph: Graph) -> Graph:
         infer_node(graph, node)
     for v in graph.outputs:
         if v.name in graph.value_types:
-            v.type = graph.value_types[v.name]
+            v.type = merge_type(v.type, graph.value_types[v.name])
     return graph
 
 

@@ -1,5 +1,6 @@
 """Imports every built-in op family so that their ops register."""
 from . import (  # noqa: F401
+    control,
     conv,
     elementwise,
     indexing,
@@ -8,6 +9,7 @@ from . import (  # noqa: F401
     quantize,
     reduce,
     rnn,
+    sequence,
     shape,
     signal,
     vision,

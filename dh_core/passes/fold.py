@@ -12,7 +12,8 @@ NEVER_FOLD = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUnifor
 
 def fold_constants(graph: Graph, max_elements: int = 1 << 24) -> Graph:
     """Evaluate, in place, nodes with only constant inputs (and Shape of a static input)
-    with the numpy references; their outputs become initializers."""
+    with the numpy references; their outputs become initializers (tensor outputs only:
+    a constant sequence or optional stays a node)."""
     kept = []
     for node in graph.nodes:
         values = _constant_inputs(graph, node)
@@ -21,7 +22,7 @@ def fold_constants(graph: Graph, max_elements: int = 1 << 24) -> Graph:
             continue
         opdef = registry.find(node.op, node.domain)
         results = opdef.run_reference(node, values)
-        if sum(r.size for r in results) > max_elements:
+        if not all(isinstance(r, np.ndarray) for r in results) or sum(r.size for r in results) > max_elements:
             kept.append(node)
             continue
         for name, value in zip(node.outputs, results):

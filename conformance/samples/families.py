@@ -1,5 +1,6 @@
 """Imports every family of sample generators so that they register."""
 from . import (  # noqa: F401
+    control,
     conv,
     elementwise,
     indexing,

@@ -5,10 +5,11 @@ import sys
 from collections.abc import Sequence
 
 import numpy as np
-from dh_core.ops import registry
 
 from dh_core.backend import Device, KernelBackend, Program, returns_tuple
-from dh_core.ir import Graph, Node, TensorType
+from dh_core.ir import Graph, Node, TensorType, implicit_inputs, type_key
+from dh_core.ops import registry
+from dh_core.ops.base import as_value
 from dh_core.passes import fold_constants
 
 from .conv import conv_factory, conv_transpose_factory
@@ -27,7 +28,9 @@ def reference_kernel(node: Node, types: Sequence[TensorType | None]):
     opdef = registry.get(node.op, node.domain)
     attrs = opdef.full_attrs(node)
     ref = _unwrapped(opdef.reference)
-    asarray = np.asarray
+    if opdef.reads_outer:
+        return _control_kernel(node, ref, attrs)
+    asarray = as_value if opdef.makes_values else np.asarray
     if returns_tuple(node):
         def multi(*xs):
             result = ref(*xs, **attrs)
@@ -39,6 +42,20 @@ def reference_kernel(node: Node, types: Sequence[TensorType | None]):
     if attrs:
         return lambda *xs: asarray(ref(*xs, **attrs))
     return lambda *xs: asarray(ref(*xs))
+
+
+def _control_kernel(node: Node, ref, attrs: dict):
+    """The kernel of a node with subgraphs: its inputs, then the outer values its
+    subgraphs read (as the Program passes them); the reference evaluates the bodies."""
+    n_inputs = len(node.inputs)
+    outer_names = implicit_inputs(node)
+
+    def run(*xs):
+        outer = dict(zip(outer_names, xs[n_inputs:]))
+        result = ref(*xs[:n_inputs], outer=outer, **attrs)
+        return tuple(as_value(r) for r in result) if isinstance(result, tuple) else (as_value(result),)
+
+    return run
 
 
 def _unwrapped(method):
@@ -60,7 +77,9 @@ class QuietProgram(Program):
 
 
 class CPUBackend(KernelBackend):
-    """Runs every op of the library on the host; buffers are numpy arrays."""
+    """Runs every op of the library on the host; buffers are numpy arrays (lists of
+    them for sequences, None for an absent optional). Control flow (If, Loop, Scan,
+    SequenceMap) and the sequence and optional ops run here only."""
 
     name = "cpu"
     host_memory = True
@@ -77,7 +96,7 @@ class CPUBackend(KernelBackend):
             return False
         opdef = registry.get(node.op)
         for i, t in enumerate(types):
-            if t is not None and t.dtype not in opdef.dtypes(opdef.input_param(i).type):
+            if t is not None and "?" not in type_key(t) and type_key(t) not in opdef.dtypes(opdef.input_param(i).type):
                 return False
         return True
 

@@ -18,6 +18,7 @@ from dh_core.ir import TensorType
 from .base import Attr, Decomposer, InferContext, OpDef, Param
 from .registry import register
 from .shapes import broadcast
+from .values import ANY_VALUE
 
 _ERF = np.vectorize(math.erf, otypes=[np.float64])
 
@@ -1077,14 +1078,16 @@ class CastLike(Elementwise):
 
 
 @register
-class Identity(Elementwise):
+class Identity(OpDef):
     name = "Identity"
     inputs = (Param("input", "V"),)
     outputs = (Param("output", "V"),)
-    constraints = {"V": dt.ALL}
+    constraints = {"V": ANY_VALUE}
 
     def infer(self, ctx: InferContext):
         return [ctx.types[0]]
 
     def reference(self, x):
+        if x is None or isinstance(x, list):
+            return None if x is None else list(x)
         return x.copy()

@@ -1,5 +1,6 @@
 """Imports every built-in op family so that their ops register."""
 from . import (  # noqa: F401
+    control,
     conv,
     elementwise,
     indexing,
@@ -9,6 +10,8 @@ from . import (  # noqa: F401
     quantize,
     reduce,
     rnn,
+    sequence,
+    sequence_models,
     shape,
     signal,
     training,

@@ -765,6 +765,9 @@ class Range(OpDef):
         return [_typed(ctx, self.reference(*values, stash_type=ctx.attrs["stash_type"]).shape)]
 
     def reference(self, start, limit, delta, *, stash_type):
+        """start, limit and delta are scalars; one-element tensors are accepted as the
+        scalar they hold (ONNX's own AffineGrid function passes them)."""
+        start, limit, delta = (_one_element(v) for v in (start, limit, delta))
         dtype = start.dtype
         if dtype.kind in "iu":
             s, l, step = int(start), int(limit), int(delta)
@@ -777,6 +780,13 @@ class Range(OpDef):
             raise ShapeError("Range delta cannot be 0")
         n = _range_length(s, l, step)
         return (work.type(s) + np.arange(n, dtype=work) * work.type(step)).astype(dtype)
+
+
+def _one_element(value) -> np.ndarray:
+    arr = np.asarray(value)
+    if arr.size != 1:
+        raise ShapeError(f"Range takes scalars, got shape {list(arr.shape)}")
+    return arr.reshape(())
 
 
 # -- resizing ---------------------------------------------------------------------------

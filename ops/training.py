@@ -27,8 +27,8 @@ class _Optimizer(OpDef):
     (the first input group and the running states, updated; G has no output)."""
 
     domain = DOMAIN
-    inputs = (Param("R", "T1"), Param("T", "T2"), Param("inputs", "T3", variadic=True))
-    outputs = (Param("outputs", "T3", variadic=True),)
+    inputs = (Param("R", "T1"), Param("T", "T2"), Param("inputs", "T3", variadic=True, homogeneous=False))
+    outputs = (Param("outputs", "T3", variadic=True, homogeneous=False),)
     constraints = {"T1": ("float32", "float64"), "T2": ("int64",), "T3": ("float32", "float64")}
     groups: int
     step: Callable[..., tuple[np.ndarray, ...]]

@@ -1,5 +1,6 @@
 """Imports every family of sample generators so that they register."""
 from . import (  # noqa: F401
+    control,
     conv,
     elementwise,
     indexing,
@@ -9,6 +10,7 @@ from . import (  # noqa: F401
     quantize,
     reduce,
     rnn,
+    sequence_models,
     shape,
     signal,
     training,

@@ -1,6 +1,6 @@
 """Run a conformance sample of a control-flow, sequence or optional op through
-onnx.reference: the sample's one-node graph is exported (subgraphs included) and
-evaluated there, so import, export and the op's reference are checked together."""
+onnx.reference (or onnxruntime): the sample's one-node graph is exported (subgraphs
+included) and evaluated there, so export and the op's reference are checked together."""
 from __future__ import annotations
 
 import numpy as np
@@ -15,7 +15,7 @@ def strategy(op: str, dtype: str):
 
 
 def onnx_outputs(op: str, sample: Sample) -> list:
-    graph = one_node_graph(op, sample)
+    graph = one_node_graph(op, sample, len(reference_outputs(op, sample)))
     model = export_model(graph)
     feeds = {name: x for name, x in zip([f"x{i}" for i in range(len(sample.inputs))], sample.inputs)
              if x is not None}
@@ -24,6 +24,18 @@ def onnx_outputs(op: str, sample: Sample) -> list:
     if op == "Optional":  # onnx.reference wraps the optional's value in a list; dh, like onnxruntime, does not
         return [outputs[0][0]]
     return outputs
+
+
+def ort_outputs(op: str, sample: Sample, opset: int = 21) -> list:
+    """The sample through onnxruntime (exported at an opset it runs)."""
+    import onnxruntime
+
+    graph = one_node_graph(op, sample, len(reference_outputs(op, sample)))
+    model = export_model(graph, opset=opset)
+    feeds = {v.name: x for v, x in zip(graph.inputs, [x for x in sample.inputs if x is not None]
+                                       + list(sample.outer.values()))}
+    sess = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return sess.run(None, feeds)
 
 
 def ours(op: str, sample: Sample) -> list:

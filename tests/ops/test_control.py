@@ -8,11 +8,13 @@ from dataclasses import replace
 import numpy as np
 import onnx
 import pytest
+from dh_backend_cpu.backend import reference_kernel
 from dh_core.conformance.runner import one_node_graph
 from hypothesis import HealthCheck, assume, given, settings
 from onnx.backend.test.case.node import collect_testcases
 
 import dh_core as dh
+from dh_core.backend import KernelBackend
 from dh_core.ir import (
     Graph,
     Node,
@@ -179,3 +181,26 @@ def test_sequence_map_of_nothing():
     body = Graph([Node("Identity", ["a"], ["b"], name="id")], [Value("a")], [Value("b")], name="body")
     (out,) = run_reference("SequenceMap", [[]], {"body": body})
     assert out == []
+
+
+class _AnyOpBackend(KernelBackend):
+    """A device backend with a kernel for every op, If included, on its own memory."""
+
+    name = "anyop"
+
+    def __init__(self):
+        self.kernels = {op.name: reference_kernel for op in dh.ops.all_ops() if not op.domain}
+
+
+def test_control_flow_stays_on_the_host_whatever_a_device_backend_claims():
+    backend = _AnyOpBackend()
+    graph = _if_graph()
+    assert not backend.supports(graph.nodes[1], [TensorType("bool", ())])
+    assert backend.supports(graph.nodes[0], [TensorType("float32", (3,))])
+    assert not backend.supports(Node("Identity", ["s"], ["t"]), [SequenceType(TensorType("float32"))])
+    sess = dh.Session(graph, backends=[backend], fallback="allow")
+    placed = sess.plan.backend_of()
+    assert placed == {"relu": "anyop", "if": "cpu"}
+    x = np.array([-1, 2, 3], np.float32)
+    (y,) = sess.run({"c": np.array(True), "x": x, "b": x})
+    np.testing.assert_array_equal(y, np.maximum(x, 0) + x)

@@ -15,8 +15,6 @@ MANIFEST = {
         r"^test_dft_inverse(?:_opset19)?$":
             "the expected output holds float32 rounding noise (1.9e-7) where the exact result is 0, "
             "above the case's atol of 1e-7",
-        r"^test_scan_sum$":
-            "opset-8 Scan (batched, with a sequence_lens input) is not converted to the canonical Scan",
         r"^test_loop16_seq_none$":
             "onnx's runner cannot compare a sequence holding a 0-d tensor (assert_similar_outputs takes "
             "len() of the element); dh's output equals the expected one (tests/ops/test_control.py)",

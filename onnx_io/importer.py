@@ -10,6 +10,7 @@ names the file and the problem.
 """
 from __future__ import annotations
 
+import mmap
 import os
 from collections.abc import Iterator
 from typing import Any, Union
@@ -34,15 +35,24 @@ REDUCE_AXES_MOVED = frozenset(op for op, since in normalize.REDUCE_AXES_INPUT_SI
 ModelSource = Union[str, "os.PathLike[str]", onnx.ModelProto]
 
 
-def import_model(model: ModelSource) -> Graph:
+SHAPE_ONLY_ABOVE = 4096
+"""Without ``load_data``, tensors of more elements than this are not converted."""
+
+
+def import_model(model: ModelSource, load_data: bool = True) -> Graph:
     """A Graph from a path to an ONNX file (external data is read from beside it) or
-    from an ``onnx.ModelProto``."""
+    from an ``onnx.ModelProto``.
+
+    With ``load_data=False`` (to describe a model, not to run it) the initializers and
+    constants of more than 4096 elements, and all external ones, are read-only
+    zero-strided stand-ins of the right dtype and shape: their data is neither
+    converted nor read (the external files must still exist)."""
     label, proto, base_dir = _read(model)
     try:
         opset = _default_opset(proto)
         if proto.functions:
             proto = _inline_functions(proto)
-        return _Importer(proto.graph, opset, base_dir).graph(proto.graph)
+        return _Importer(proto.graph, opset, base_dir, load_data).graph(proto.graph)
     except ModelLoadError as exc:
         raise ModelLoadError(f"cannot load model {label}: {exc}") from None
 
@@ -63,11 +73,22 @@ def _read(model: ModelSource) -> tuple[str, onnx.ModelProto, str]:
     if os.path.isdir(path):
         raise ModelLoadError(f"cannot load model {label}: it is a directory")
     try:
-        proto = onnx.load(path)
+        proto = _parse_file(path)
     except Exception as exc:  # protobuf and onnx raise many types; the user needs one line
         raise ModelLoadError(f"cannot load model {label}: not a readable ONNX file ({_one_line(exc)})") from None
     _check_proto(proto, label)
     return label, proto, os.path.dirname(os.path.abspath(path))
+
+
+def _parse_file(path: str) -> onnx.ModelProto:
+    """The model in ``path``, parsed from a memory map (no copy of the file in memory);
+    external data stays where it is until a tensor is converted."""
+    proto = onnx.ModelProto()
+    with open(path, "rb") as f:
+        if os.fstat(f.fileno()).st_size:
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped, memoryview(mapped) as view:
+                proto.ParseFromString(view)
+    return proto
 
 
 def _check_proto(proto: onnx.ModelProto, label: str) -> None:
@@ -121,9 +142,10 @@ def _one_line(exc: BaseException) -> str:
 class _Importer:
     """Converts one model's graphs; names stay unique across the graph and its subgraphs."""
 
-    def __init__(self, main: GraphProto, opset: int, base_dir: str):
+    def __init__(self, main: GraphProto, opset: int, base_dir: str, load_data: bool = True):
         self.opset = opset
         self.base_dir = base_dir
+        self.load_data = load_data
         self.values: set[str] = set()
         self.explicit_names: set[str] = set()
         for gp in _graphs(main):
@@ -250,11 +272,29 @@ class _Importer:
 
     def tensor(self, t: TensorProto, what: str) -> np.ndarray:
         label = f"{what} '{t.name}'" if t.name else what
-        self.dtype(t.data_type, label)
+        dtype = self.dtype(t.data_type, label)
+        external = t.data_location == TensorProto.EXTERNAL
+        if external:
+            self.check_external_file(t, label)
+        if not self.load_data and (external or _elements(t) > SHAPE_ONLY_ABOVE):
+            return self.stand_in(t, dtype, label)
         try:
             return np.asarray(numpy_helper.to_array(t, self.base_dir))
         except Exception as exc:  # bad raw data, missing external file: onnx raises assorted types
             raise ModelLoadError(f"{label}: cannot read its data ({_one_line(exc)})") from None
+
+    def check_external_file(self, t: TensorProto, label: str) -> None:
+        location = next((e.value for e in t.external_data if e.key == "location"), "")
+        if not location:
+            raise ModelLoadError(f"{label}: its external data has no location")
+        if not os.path.isfile(os.path.join(self.base_dir, location)):
+            raise ModelLoadError(f"{label}: its external data file '{location}' does not exist")
+
+    def stand_in(self, t: TensorProto, dtype: str, label: str) -> np.ndarray:
+        """A zero-strided array of the tensor's dtype and shape, its data unread."""
+        if any(d < 0 for d in t.dims):
+            raise ModelLoadError(f"{label}: negative dimension in {list(t.dims)}")
+        return np.broadcast_to(np.zeros((), dtype=dt.to_numpy(dtype)), tuple(t.dims))
 
     def dtype(self, code: int, what: str) -> str:
         try:
@@ -323,6 +363,13 @@ class _Emitter:
         if name in self.inits:
             return self.inits[name].dtype.name
         return self.declared.get(name)
+
+
+def _elements(t: TensorProto) -> int:
+    count = 1
+    for d in t.dims:
+        count *= d
+    return count
 
 
 def _dim(d: Any) -> Dim:

@@ -37,7 +37,7 @@ def infer_types(graph: Graph) -> Graph:
         infer_node(graph, node)
     for v in graph.outputs:
         if v.name in graph.value_types:
-            v.type = graph.value_types[v.name]
+            v.type = merge_type(v.type, graph.value_types[v.name])
     return graph
 
 
@@ -61,8 +61,8 @@ def infer_subgraph(sub: Graph, outer_types: dict) -> None:
 
 def merge_type(declared: TensorType | None, inferred: TensorType | None) -> TensorType | None:
     """The more specific of a declared and an inferred type."""
-    if declared is None:
-        return inferred
+    if declared is None or not isinstance(declared, TensorType):
+        return inferred or declared
     if inferred is None or declared.shape is not None:
         return declared
     return inferred

@@ -1,6 +1,7 @@
 """The CPU backend: numpy/BLAS kernels, falling back to the op library's references."""
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
 import numpy as np
@@ -9,11 +10,17 @@ from dh_core.backend import Device, KernelBackend, Program, returns_tuple
 from dh_core.ir import Graph, Node, TensorType, implicit_inputs, type_key
 from dh_core.ops import registry
 from dh_core.ops.base import as_value
+from dh_core.passes import fold_constants
 
 from .conv import conv_factory, conv_transpose_factory
 from .fusion import fuse
-from .pool import (average_pool_factory, global_average_pool_factory, global_max_pool_factory,
-                   max_pool_factory)
+from .normalization import batch_norm_factory, lrn_factory, sum_factory
+from .pool import (
+    average_pool_factory,
+    global_average_pool_factory,
+    global_max_pool_factory,
+    max_pool_factory,
+)
 
 
 def reference_kernel(node: Node, types: Sequence[TensorType | None]):
@@ -94,14 +101,19 @@ class CPUBackend(KernelBackend):
         return True
 
     def compile(self, subgraph: Graph, device: Device) -> Program:
-        """Fuse (Conv+BatchNorm folding, MatMul+Add, producer+activation), then lower."""
-        graph, activations = fuse(subgraph)
+        """Fold every constant computation (of any size: the weights stay on the host
+        anyway), fuse (Conv+BatchNorm folding, per-channel Mul/Add folding, MatMul+Add,
+        producer+activation), then lower."""
+        constant = fold_constants(subgraph.copy(), max_elements=sys.maxsize)
+        graph, activations = fuse(constant)
 
         def make_kernel(node: Node, types):
             kernel = self.kernels[node.op](node, types)
             act = activations.get(node.name)
             if act is None:
                 return kernel
+            if returns_tuple(node):
+                return lambda *xs: (act(kernel(*xs)[0]),)
             return lambda *xs: act(kernel(*xs))
 
         return QuietProgram.build(graph, make_kernel, np.asarray)
@@ -114,8 +126,12 @@ class CPUBackend(KernelBackend):
 
 
 def fast_kernels() -> dict:
-    """Kernels that beat the references: im2col/GEMM convolution, separable pooling."""
+    """Kernels that beat the references: GEMM convolution, separable pooling, per-channel
+    normalization."""
     return {
+        "BatchNormalization": batch_norm_factory,
+        "LRN": lrn_factory,
+        "Sum": sum_factory,
         "Conv": conv_factory,
         "ConvTranspose": conv_transpose_factory,
         "MaxPool": max_pool_factory,

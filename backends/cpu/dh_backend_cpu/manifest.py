@@ -36,8 +36,6 @@ MANIFEST = {
             'op Gradient (domain ai.onnx.preview.training) is not in the library',
         '^test_(?:ai_onnx_ml_label|equal_string|regex|string|strnorm|strnormalizer)(?:_|$)':
             'string tensors are not in the IR',
-        '^test_scan_sum$':
-            'opset-8 Scan (batched, with a sequence_lens input) is not converted to the canonical Scan',
         '^test_loop16_seq_none$':
             "onnx's runner cannot compare a sequence holding a 0-d tensor (assert_similar_outputs takes len() of the element); dh's output equals the expected one (tests/ops/test_control.py)",
     },

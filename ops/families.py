@@ -6,6 +6,7 @@ from . import (  # noqa: F401
     linalg,
     normalization,
     quantize,
+    random,
     reduce,
     rnn,
     sequence_models,

@@ -34,8 +34,6 @@ MANIFEST = {
             'op CumProd is not in the library yet',
         '^test_(?:if)$':
             'op If is not in the library yet',
-        '^test_(?:image)(?:_|$)':
-            'op ImageDecoder is not in the library yet',
         '^test_(?:loop11)(?:_|$)':
             'op Loop is not in the library yet',
         '^test_(?=.*_expanded)(?:range)(?:_|$)':

@@ -1,9 +1,11 @@
 """Imports every family of sample generators so that they register."""
 from . import (  # noqa: F401
+    control,
     conv,
     elementwise,
     indexing,
     linalg,
+    loss,
     normalization,
     quantize,
     random,

@@ -3,7 +3,8 @@
 For each op of the library that has a sample generator and each dtype it is sampled
 with, hypothesis draws samples; each one becomes a one-node graph that the backend
 under test compiles and runs directly (no Session, so no CPU fallback), and every
-output is compared with the op's numpy reference. ``run_suite`` does this for every
+output is compared with the op's numpy reference (for random ops: dtype and shape,
+then a distribution check and seeded reproducibility, see ``check_random``). ``run_suite`` does this for every
 case and adds the runtime checks; ``check_case`` is one case, shared with the pytest
 plugin.
 """
@@ -255,6 +256,28 @@ def compare(actual: Sequence[np.ndarray], expected: Sequence[np.ndarray], rtol: 
                 raise CaseFailure(_cut(str(exc).strip())) from None
 
 
+def check_random(op_samples: OpSamples, sample: Sample, actual: Sequence[np.ndarray],
+                 expected: Sequence[np.ndarray], rerun: Callable[[], list[np.ndarray]]) -> None:
+    """Judge the outputs of a random op, whose values no reference predicts: dtypes and
+    shapes as the reference's, values by the op's distribution check, and a seeded
+    sample reproducible (``rerun`` compiles and runs it again on the backend)."""
+    if len(actual) != len(expected):
+        raise CaseFailure(f"the backend returned {len(actual)} outputs, the reference {len(expected)}")
+    for i, (got, want) in enumerate(zip(actual, expected)):
+        got = np.asarray(got)
+        if got.dtype != want.dtype or got.shape != want.shape:
+            raise CaseFailure(f"output {i} is {got.dtype} {list(got.shape)}, the reference "
+                              f"{want.dtype} {list(want.shape)}")
+    try:
+        op_samples.random(sample, [np.asarray(a) for a in actual])
+    except AssertionError as exc:
+        raise CaseFailure(_cut(f"the random values fail their distribution check: {exc}")) from None
+    if sample.attrs.get("seed") is not None:
+        for i, (first, again) in enumerate(zip(actual, rerun())):
+            if not np.array_equal(np.asarray(first), np.asarray(again)):
+                raise CaseFailure(f"output {i}: the same seed gave other values when run again")
+
+
 def _default_tolerance(dtype: str) -> tuple[float, float]:
     from .samples import DEFAULT_TOLERANCE
 
@@ -337,7 +360,12 @@ def check_case(backend: Any, case: Case, *, mode: Mode | None = None, manifest: 
                 return
             state["ran"] += 1
             actual = run_on_backend(backend, device, graph, sample)
-            compare(actual, expected, rtol, atol, case.dtype)
+            if op_samples.random is None:
+                compare(actual, expected, rtol, atol, case.dtype)
+            else:
+                check_random(op_samples, sample, actual, expected,
+                             lambda: run_on_backend(backend, device, one_node_graph(case.op, sample, len(expected)),
+                                                    sample))
         except Exception:
             state["failed"] = sample
             raise

@@ -8,6 +8,7 @@ from . import (  # noqa: F401
     loss,
     normalization,
     quantize,
+    random,
     reduce,
     rnn,
     sequence_models,

@@ -145,6 +145,26 @@ def test_conv_chunks_batches_and_refreshes_weights(monkeypatch):
         check_float(kernel(x, w), expected, "float32")
 
 
+@pytest.mark.parametrize("wshape,attrs", [
+    ((6, 1, 3, 3), {"group": 6, "pads": [1, 1, 1, 1]}),
+    ((2, 6, 3, 3), {"pads": [1, 0, 2, 1], "strides": [2, 1]}),
+    ((9, 6, 3, 2), {"pads": [1, 1, 1, 1], "dilations": [2, 1]}),
+    ((4, 6, 1, 1), {"strides": [2, 3]}),
+])
+def test_conv_reuses_its_buffers_across_calls(wshape, attrs):
+    """A kernel keeps its work buffers between calls: new values and new shapes through
+    the same kernel still give the oracle's results."""
+    rng = np.random.default_rng(2)
+    kernel = conv_factory(Node("Conv", ["x", "w"], ["y"], attrs), [])
+    w = rng.standard_normal(wshape).astype(np.float32)
+    for shape in [(1, 6, 7, 8), (1, 6, 7, 8), (2, 6, 5, 9), (1, 6, 7, 8)]:
+        x = rng.standard_normal(shape).astype(np.float32)
+        first = kernel(x, w)
+        check_float(first, onnx_run("Conv", as64([x, w]), attrs)[0], "float32")
+        kernel(rng.standard_normal(shape).astype(np.float32), w)
+        check_float(first, onnx_run("Conv", as64([x, w]), attrs)[0], "float32")
+
+
 @pytest.mark.parametrize("op,shapes,attrs", [
     ("Conv", [(0, 4, 5, 5), (6, 4, 3, 3)], {"pads": [1, 1, 1, 1]}),
     ("Conv", [(2, 0, 5, 5), (6, 0, 3, 3)], {}),

@@ -1,14 +1,19 @@
 """Convolution kernels of the CPU backend.
 
-Conv runs as im2col plus one BLAS GEMM per group (a plain GEMM for 1x1 stride-1
-convolutions, a sum of weighted strided views for depthwise ones); ConvTranspose runs as
-one GEMM per group followed by col2im, a scatter-add of the columns into the output.
+Conv pads its input once and splits it into its stride phases, each flattened over space,
+so that every kernel tap reads one contiguous run (see _Flat). On that layout it runs as
+im2col plus one BLAS GEMM per group, as one GEMM per tap summed in place when there are
+fewer output than input channels per group (no column buffer), or, depthwise, as a small
+matrix product per channel; 1x1 convolutions without pads are one plain GEMM. Work
+buffers are kept between calls. ConvTranspose runs as one GEMM per group followed by
+col2im, a scatter-add of the columns into the output.
 float16 is computed in float32 and cast back; float32 and float64 use BLAS directly.
 Pads and output sizes come from the op library's shared arithmetic.
 """
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -79,8 +84,15 @@ class _Geometry:
         return int(np.prod(self.kernel))
 
     def is_pointwise(self) -> bool:
-        """A 1x1 kernel, stride 1, no pads: the Conv is a plain matrix product."""
-        return self.taps_count == 1 and all(s == 1 for s in self.strides) and not any(self.pads)
+        """A 1x1 kernel and no pads: the Conv is a plain matrix product of the input
+        subsampled by the strides."""
+        return self.taps_count == 1 and not any(self.pads)
+
+    def subsample(self, x: np.ndarray) -> np.ndarray:
+        """x at the positions a pointwise Conv reads."""
+        if all(s == 1 for s in self.strides):
+            return x
+        return x[ALL + tuple(slice(0, (o - 1) * s + 1, s) for o, s in zip(self.out, self.strides))]
 
 
 def conv_factory(node: Node, types: Sequence[TensorType | None]) -> Kernel:
@@ -103,6 +115,7 @@ def conv_factory(node: Node, types: Sequence[TensorType | None]) -> Kernel:
         return _compute_copy(w).reshape(group, w.shape[0] // group, -1)
 
     plans: dict[tuple, _Flat | _Geometry] = {}
+    scratch = _Scratch()
 
     def plan(x_shape: tuple[int, ...], w_shape: tuple[int, ...]) -> _Flat | _Geometry:
         """The flat layout of an input shape, or its geometry for the paths without one."""
@@ -120,16 +133,16 @@ def conv_factory(node: Node, types: Sequence[TensorType | None]) -> Kernel:
         xc = x.astype(ct, copy=False)
         flat = plan(x.shape, w.shape)
         if isinstance(flat, _Flat):
-            xs = flat.phases(xc)
+            xs = flat.phases(xc, scratch)
             if group == channels and group > 1 and w.shape[1] == 1:
-                y = _depthwise(flat, xs, depthwise.get(w, depthwise_layout))
+                y = _depthwise(flat, xs, depthwise.get(w, depthwise_layout), scratch)
             elif m // group < channels // group or len(flat.runs) == 1:
-                y = _tap_sums(flat, xs, per_tap.get(w, tap_layout))
+                y = _tap_sums(flat, xs, per_tap.get(w, tap_layout), scratch)
             else:
-                y = _columns(flat, xs, as_columns.get(w, columns_layout))
+                y = _columns(flat, xs, as_columns.get(w, columns_layout), scratch)
         elif flat.is_pointwise() and n_batch and m and channels:
-            y = np.matmul(as_columns.get(w, columns_layout),
-                          xc.reshape(n_batch, group, channels // group, -1)).reshape(n_batch, m, *flat.out)
+            xg = flat.subsample(xc).reshape(n_batch, group, channels // group, -1)
+            y = np.matmul(as_columns.get(w, columns_layout), xg).reshape(n_batch, m, *flat.out)
         else:
             y = np.zeros((n_batch, m, *flat.out), ct)
         if b is not None:
@@ -175,18 +188,23 @@ class _Flat:
             phase = int(np.ravel_multi_index([r % s for r, s in zip(reach, strides)], strides))
             self.runs.append((phase, sum(r // s * q for r, s, q in zip(reach, strides, rows))))
 
-    def phases(self, x: np.ndarray) -> np.ndarray:
-        """x as (N, C, phases, positions per phase)."""
+    def phases(self, x: np.ndarray, scratch: _Scratch) -> np.ndarray:
+        """x as (N, C, phases, positions per phase), in buffers reused across calls (the
+        pad border is written once and stays zero)."""
         lead = x.shape[:2]
         if self.pad:
-            padded = np.zeros(lead + self.full, x.dtype)
+            padded, fresh = scratch.get((self, "pad"), lead + self.full, x.dtype)
+            if fresh:
+                padded.fill(0)
             padded[self.place] = x
         else:
             padded = x
         if self.split is None:
             return padded.reshape(lead + self.layout)
-        split = padded.reshape(lead + self.split).transpose(self.order)
-        return np.ascontiguousarray(split).reshape(lead + self.layout)
+        phases, _ = scratch.get((self, "phases"), lead + self.layout, x.dtype)
+        np.copyto(phases.reshape(lead + tuple(self.split[i - 2] for i in self.order[2:])),
+                  padded.reshape(lead + self.split).transpose(self.order))
+        return phases
 
     def crop(self, y: np.ndarray) -> np.ndarray:
         """The (N, M, *out) output, contiguous, from a contiguous result (N, M, length)
@@ -196,24 +214,24 @@ class _Flat:
         return np.ascontiguousarray(view)
 
 
-def _depthwise(flat: _Flat, xs: np.ndarray, w: np.ndarray) -> np.ndarray:
+def _depthwise(flat: _Flat, xs: np.ndarray, w: np.ndarray, scratch: _Scratch) -> np.ndarray:
     """Depthwise Conv (one input channel per group): per channel, the weights times the
     columns of its taps; w is (C, multiplier, taps)."""
     n_batch, channels = xs.shape[:2]
-    cols = np.empty((n_batch, channels, len(flat.runs), flat.length), xs.dtype)
+    length = flat.length
+    cols, _ = scratch.get((flat, "cols"), (n_batch, channels, len(flat.runs), length), xs.dtype)
     for t, (phase, shift) in enumerate(flat.runs):
-        cols[:, :, t] = xs[:, :, phase, shift:shift + flat.length]
-    y = np.matmul(w, cols)
-    return flat.crop(y.reshape(n_batch, channels * w.shape[1], flat.length))
+        cols[:, :, t] = xs[:, :, phase, shift:shift + length]
+    return flat.crop(np.matmul(w, cols).reshape(n_batch, channels * w.shape[1], length))
 
 
-def _tap_sums(flat: _Flat, xs: np.ndarray, w: np.ndarray) -> np.ndarray:
+def _tap_sums(flat: _Flat, xs: np.ndarray, w: np.ndarray, scratch: _Scratch) -> np.ndarray:
     """Conv as one GEMM per kernel tap and group, summed in place; w is
     (group, taps, M/group, C/group). No column buffer: suits few output channels."""
     group, _, mg, cg = w.shape
     n_batch, length = xs.shape[0], flat.length
-    y = np.empty((n_batch, group * mg, length), xs.dtype)
-    tmp = np.empty((mg, length), y.dtype)
+    y, _ = scratch.get((flat, "sums"), (n_batch, group * mg, length), xs.dtype)
+    tmp, _ = scratch.get((flat, "tap"), (mg, length), xs.dtype)
     for n in range(n_batch):
         for g in range(group):
             acc = y[n, g * mg:(g + 1) * mg]
@@ -225,24 +243,41 @@ def _tap_sums(flat: _Flat, xs: np.ndarray, w: np.ndarray) -> np.ndarray:
     return flat.crop(y)
 
 
-def _columns(flat: _Flat, xs: np.ndarray, w: np.ndarray) -> np.ndarray:
+def _columns(flat: _Flat, xs: np.ndarray, w: np.ndarray, scratch: _Scratch) -> np.ndarray:
     """Conv as im2col plus one GEMM per group; w is (group, M/group, C/group * taps).
     The columns are built for a range of positions at a time (at most COLUMN_BYTES)."""
     group, mg, ckg = w.shape
     n_batch, channels = xs.shape[:2]
-    taps = len(flat.runs)
-    y = np.empty((n_batch, group * mg, flat.length), xs.dtype)
-    step = max(1, COLUMN_BYTES // max(1, channels * taps * y.itemsize))
+    taps, length = len(flat.runs), flat.length
+    y, _ = scratch.get((flat, "result"), (n_batch, group * mg, length), xs.dtype)
+    step = max(1, min(length, COLUMN_BYTES // max(1, channels * taps * y.itemsize)))
+    buffer, _ = scratch.get((flat, "cols"), (channels * taps * step,), xs.dtype)
     for n in range(n_batch):
-        for start in range(0, flat.length, step):
-            stop = min(flat.length, start + step)
-            cols = np.empty((channels, taps, stop - start), y.dtype)
+        for start in range(0, length, step):
+            stop = min(length, start + step)
+            cols = buffer[:channels * taps * (stop - start)].reshape(channels, taps, stop - start)
             for t, (phase, shift) in enumerate(flat.runs):
                 cols[:, t] = xs[n, :, phase, shift + start:shift + stop]
             cols = cols.reshape(group, ckg, stop - start)
             for g in range(group):
                 np.matmul(w[g], cols[g], out=y[n, g * mg:(g + 1) * mg, start:stop])
     return flat.crop(y)
+
+
+class _Scratch(threading.local):
+    """Work buffers of a kernel kept between its calls (one set per thread): the same
+    shapes come back on every run of a model, and fresh pages cost more than the copies."""
+
+    def __init__(self):
+        self.buffers: dict = {}
+
+    def get(self, key, shape: tuple[int, ...], dtype) -> tuple[np.ndarray, bool]:
+        """A buffer of ``shape`` and ``dtype`` for ``key``, and whether it is new."""
+        found = self.buffers.get(key)
+        if found is not None and found.shape == shape and found.dtype == dtype:
+            return found, False
+        found = self.buffers[key] = np.empty(shape, dtype)
+        return found, True
 
 
 def conv_transpose_factory(node: Node, types: Sequence[TensorType | None]) -> Kernel:

@@ -23,7 +23,7 @@ import numpy as np
 from dh_core import backends as backend_registry
 from dh_core.errors import DeviceError, DHError
 from dh_core.ir import Graph, Node, SequenceType, TensorType, Value
-from dh_core.ops import registry
+from dh_core.ops import OpDef, registry
 from dh_core.passes import infer_types
 
 from .report import Failure, Report
@@ -98,8 +98,9 @@ class CaseResult:
 
 # -- what to run ----------------------------------------------------------------------
 def cases(ops: Sequence[str] | None = None, dtypes: Sequence[str] | None = None) -> list[Case]:
-    """Every (op, dtype) of the op library that has samples, optionally filtered."""
-    known = {op.name for op in registry.all_ops() if not op.domain}
+    """Every (op, dtype) of the op library that has samples, optionally filtered (ops
+    of every domain; their names are unique)."""
+    known = {op.name for op in registry.all_ops()}
     sampled = all_samples()
     names = sorted(known & set(sampled))
     if ops is not None:
@@ -143,7 +144,8 @@ def one_node_graph(op: str, sample: Sample, n_outputs: int | None = None) -> Gra
     if n_outputs is None:
         n_outputs = sample.n_outputs if sample.n_outputs is not None else default_outputs(op)
     names = [f"x{i}" if x is not None else "" for i, x in enumerate(sample.inputs)]
-    node = Node(op, names, [f"y{i}" for i in range(n_outputs)], dict(sample.attrs), name=op)
+    node = Node(op, names, [f"y{i}" for i in range(n_outputs)], dict(sample.attrs), name=op,
+                domain=op_def(op).domain)
     inputs = [Value(n, value_type(x)) for n, x in zip(names, sample.inputs) if n]
     inputs += [Value(n, value_type(x)) for n, x in sample.outer.items()]
     graph = Graph([node], inputs, [Value(o) for o in node.outputs], name=f"conformance_{op}")
@@ -161,9 +163,17 @@ def value_type(x: Any) -> TensorType | SequenceType:
     return TensorType(x.dtype.name, x.shape)
 
 
+def op_def(op: str) -> OpDef:
+    """The OpDef of an op named in a case, of whichever domain defines it."""
+    found = registry.find(op) or next((o for o in registry.all_ops() if o.name == op), None)
+    if found is None:
+        raise DHError(f"unknown op {op}: not in the op library")
+    return found
+
+
 def default_outputs(op: str) -> int:
     """How many outputs a node of the op has when nobody says: its required ones."""
-    opdef = registry.get(op)
+    opdef = op_def(op)
     return sum(1 for p in opdef.outputs if not p.optional and not p.variadic) or 1
 
 
@@ -200,10 +210,11 @@ def _map_value(fn: Callable[[Any], Any], value: Any) -> Any:
 def reference_outputs(op: str, sample: Sample) -> list[np.ndarray]:
     """The op's numpy reference on a sample: every output it produces, or the
     sample's ``n_outputs`` first ones."""
+    opdef = op_def(op)
     node = Node(op, [f"x{i}" if x is not None else "" for i, x in enumerate(sample.inputs)], ["y0"],
-                dict(sample.attrs), name=op)
+                dict(sample.attrs), name=op, domain=opdef.domain)
     try:
-        results = registry.get(op).run_reference(node, list(sample.inputs), dict(sample.outer))
+        results = opdef.run_reference(node, list(sample.inputs), dict(sample.outer))
     except Exception as exc:
         raise CaseFailure(f"the numpy reference raised (a bug of the op library or its samples): "
                           f"{type(exc).__name__}: {exc}") from exc

@@ -55,7 +55,9 @@ def _control_kernel(node: Node, ref, attrs: dict):
         result = ref(*xs[:n_inputs], outer=outer, **attrs)
         return tuple(as_value(r) for r in result) if isinstance(result, tuple) else (as_value(result),)
 
-    return run
+    if returns_tuple(node):
+        return run
+    return lambda *xs: run(*xs)[0]
 
 
 def _unwrapped(method):
@@ -79,7 +81,8 @@ class QuietProgram(Program):
 class CPUBackend(KernelBackend):
     """Runs every op of the library on the host; buffers are numpy arrays (lists of
     them for sequences, None for an absent optional). Control flow (If, Loop, Scan,
-    SequenceMap) and the sequence and optional ops run here only."""
+    SequenceMap) and the sequence and optional ops run here only. Ops of other domains
+    than ai.onnx (ai.onnx.preview) run through their references."""
 
     name = "cpu"
     host_memory = True
@@ -87,14 +90,16 @@ class CPUBackend(KernelBackend):
     def __init__(self):
         self.kernels = {op.name: reference_kernel for op in registry.all_ops() if not op.domain}
         self.kernels.update(fast_kernels())
+        self.domain_ops = {(op.domain, op.name) for op in registry.all_ops() if op.domain}
 
     def devices(self) -> list[Device]:
         return [Device("cpu")]
 
     def supports(self, node: Node, types: Sequence[TensorType | None]) -> bool:
-        if node.domain or node.op not in self.kernels:
+        known = (node.domain, node.op) in self.domain_ops if node.domain else node.op in self.kernels
+        if not known:
             return False
-        opdef = registry.get(node.op)
+        opdef = registry.get(node.op, node.domain)
         for i, t in enumerate(types):
             if t is not None and "?" not in type_key(t) and type_key(t) not in opdef.dtypes(opdef.input_param(i).type):
                 return False
@@ -108,7 +113,7 @@ class CPUBackend(KernelBackend):
         graph, activations = fuse(constant)
 
         def make_kernel(node: Node, types):
-            kernel = self.kernels[node.op](node, types)
+            kernel = (reference_kernel if node.domain else self.kernels[node.op])(node, types)
             act = activations.get(node.name)
             if act is None:
                 return kernel

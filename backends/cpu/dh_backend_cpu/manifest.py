@@ -26,8 +26,6 @@ MANIFEST = {
             'op BitCast is not in the library yet',
         '^test_(?:tfidfvectorizer)(?:_|$)':
             'op TfIdfVectorizer is not in the library yet',
-        '^test_(?!.*_expanded)(?:flexattention)(?:_|$)':
-            'ops of domain ai.onnx.preview are not in the library',
         '^test_(?:adagrad|adam|gradient|momentum|nesterov)(?:_|$)':
             'ops of domain ai.onnx.preview.training are not in the library',
         '^test_(?:ai_onnx_ml_label|equal_string|regex|string|strnorm|strnormalizer)(?:_|$)':

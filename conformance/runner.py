@@ -98,8 +98,7 @@ class CaseResult:
 
 # -- what to run ----------------------------------------------------------------------
 def cases(ops: Sequence[str] | None = None, dtypes: Sequence[str] | None = None) -> list[Case]:
-    """Every (op, dtype) of the op library that has samples, optionally filtered (ops
-    of every domain; their names are unique)."""
+    """Every (op, dtype) of the op library that has samples, optionally filtered."""
     known = {op.name for op in registry.all_ops()}
     sampled = all_samples()
     names = sorted(known & set(sampled))
@@ -156,19 +155,20 @@ def one_node_graph(op: str, sample: Sample, n_outputs: int | None = None) -> Gra
     return graph
 
 
+def op_def(op: str) -> OpDef:
+    """The library op of that name: the ai.onnx one, else the one of another domain
+    (samples are registered by op name)."""
+    found = [o for o in registry.all_ops() if o.name == op]
+    if not found:
+        raise DHError(f"unknown op {op}: not in the op library")
+    return found[0]
+
+
 def value_type(x: Any) -> TensorType | SequenceType:
     """The type of a sample value: a tensor, or a sequence for a list of arrays."""
     if isinstance(x, list):
         return SequenceType(TensorType(x[0].dtype.name) if x else None)
     return TensorType(x.dtype.name, x.shape)
-
-
-def op_def(op: str) -> OpDef:
-    """The OpDef of an op named in a case, of whichever domain defines it."""
-    found = registry.find(op) or next((o for o in registry.all_ops() if o.name == op), None)
-    if found is None:
-        raise DHError(f"unknown op {op}: not in the op library")
-    return found
 
 
 def default_outputs(op: str) -> int:
@@ -210,11 +210,10 @@ def _map_value(fn: Callable[[Any], Any], value: Any) -> Any:
 def reference_outputs(op: str, sample: Sample) -> list[np.ndarray]:
     """The op's numpy reference on a sample: every output it produces, or the
     sample's ``n_outputs`` first ones."""
-    opdef = op_def(op)
     node = Node(op, [f"x{i}" if x is not None else "" for i, x in enumerate(sample.inputs)], ["y0"],
-                dict(sample.attrs), name=op, domain=opdef.domain)
+                dict(sample.attrs), name=op, domain=op_def(op).domain)
     try:
-        results = opdef.run_reference(node, list(sample.inputs), dict(sample.outer))
+        results = op_def(op).run_reference(node, list(sample.inputs), dict(sample.outer))
     except Exception as exc:
         raise CaseFailure(f"the numpy reference raised (a bug of the op library or its samples): "
                           f"{type(exc).__name__}: {exc}") from exc

@@ -16,5 +16,6 @@ from . import (  # noqa: F401
     sequence_models,
     shape,
     signal,
+    training,
     vision,
 )

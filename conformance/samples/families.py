@@ -15,5 +15,6 @@ from . import (  # noqa: F401
     sequence_models,
     shape,
     signal,
+    training,
     vision,
 )

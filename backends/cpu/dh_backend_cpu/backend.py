@@ -90,14 +90,20 @@ class CPUBackend(KernelBackend):
     def __init__(self):
         self.kernels = {op.name: reference_kernel for op in registry.all_ops() if not op.domain}
         self.kernels.update(fast_kernels())
+        # library ops of domains other than ai.onnx run through their references
         self.domain_ops = {(op.domain, op.name) for op in registry.all_ops() if op.domain}
 
     def devices(self) -> list[Device]:
         return [Device("cpu")]
 
+    def kernel_factory(self, node: Node):
+        """The node's kernel factory, or None when this backend has none."""
+        if node.domain:
+            return reference_kernel if (node.domain, node.op) in self.domain_ops else None
+        return self.kernels.get(node.op)
+
     def supports(self, node: Node, types: Sequence[TensorType | None]) -> bool:
-        known = (node.domain, node.op) in self.domain_ops if node.domain else node.op in self.kernels
-        if not known:
+        if self.kernel_factory(node) is None:
             return False
         opdef = registry.get(node.op, node.domain)
         for i, t in enumerate(types):
@@ -113,7 +119,7 @@ class CPUBackend(KernelBackend):
         graph, activations = fuse(constant)
 
         def make_kernel(node: Node, types):
-            kernel = (reference_kernel if node.domain else self.kernels[node.op])(node, types)
+            kernel = self.kernel_factory(node)(node, types)
             act = activations.get(node.name)
             if act is None:
                 return kernel

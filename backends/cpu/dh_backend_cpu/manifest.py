@@ -26,12 +26,10 @@ MANIFEST = {
             'op BitCast is not in the library yet',
         '^test_(?:tfidfvectorizer)(?:_|$)':
             'op TfIdfVectorizer is not in the library yet',
-        '^test_(?:adagrad|adam|gradient|momentum|nesterov)(?:_|$)':
-            'ops of domain ai.onnx.preview.training are not in the library',
+        '^test_(?:gradient)(?:_|$)':
+            'op Gradient (domain ai.onnx.preview.training) is not in the library',
         '^test_(?:ai_onnx_ml_label|equal_string|regex|string|strnorm|strnormalizer)(?:_|$)':
             'string tensors are not in the IR',
-        '^test_scan_sum$':
-            'opset-8 Scan (batched, with a sequence_lens input) is not converted to the canonical Scan',
         '^test_loop16_seq_none$':
             "onnx's runner cannot compare a sequence holding a 0-d tensor (assert_similar_outputs takes len() of the element); dh's output equals the expected one (tests/ops/test_control.py)",
     },

@@ -21,7 +21,7 @@ import numpy as np
 
 from dh_core import backends as backend_registry
 from dh_core.errors import DeviceError, DHError
-from dh_core.ir import Graph, Node, TensorType, Value
+from dh_core.ir import Graph, Node, SequenceType, TensorType, Value
 from dh_core.ops import registry
 from dh_core.passes import infer_types
 
@@ -143,13 +143,21 @@ def one_node_graph(op: str, sample: Sample, n_outputs: int | None = None) -> Gra
         n_outputs = sample.n_outputs if sample.n_outputs is not None else default_outputs(op)
     names = [f"x{i}" if x is not None else "" for i, x in enumerate(sample.inputs)]
     node = Node(op, names, [f"y{i}" for i in range(n_outputs)], dict(sample.attrs), name=op)
-    inputs = [Value(n, TensorType(x.dtype.name, x.shape)) for n, x in zip(names, sample.inputs) if n]
+    inputs = [Value(n, value_type(x)) for n, x in zip(names, sample.inputs) if n]
+    inputs += [Value(n, value_type(x)) for n, x in sample.outer.items()]
     graph = Graph([node], inputs, [Value(o) for o in node.outputs], name=f"conformance_{op}")
     try:
         infer_types(graph)
     except (DHError, ValueError, TypeError, KeyError, IndexError):
         pass  # output types stay unknown; the op library's own tests cover inference
     return graph
+
+
+def value_type(x: Any) -> TensorType | SequenceType:
+    """The type of a sample value: a tensor, or a sequence for a list of arrays."""
+    if isinstance(x, list):
+        return SequenceType(TensorType(x[0].dtype.name) if x else None)
+    return TensorType(x.dtype.name, x.shape)
 
 
 def default_outputs(op: str) -> int:
@@ -165,18 +173,27 @@ def input_types(graph: Graph) -> list[TensorType | None]:
 
 def run_on_backend(backend: Any, device: Any, graph: Graph, sample: Sample) -> list[np.ndarray]:
     """Compile the graph on the backend and run the sample through it, host to host."""
-    arrays = [x for x in sample.inputs if x is not None]
+    arrays = [x for x in sample.inputs if x is not None] + list(sample.outer.values())
     stage = "compile"
     try:
         exe = backend.compile(graph, device)
         stage = "to_device"
-        buffers = [backend.to_device(x, device) for x in arrays]
+        buffers = [_map_value(lambda a: backend.to_device(a, device), x) for x in arrays]
         stage = "run"
         results = exe.run(buffers)
         stage = "to_host"
-        return [backend.to_host(r) for r in results]
+        return [_map_value(backend.to_host, r) for r in results]
     except Exception as exc:
         raise CaseFailure(f"the backend raised in {stage}: {type(exc).__name__}: {exc}") from exc
+
+
+def _map_value(fn: Callable[[Any], Any], value: Any) -> Any:
+    """``fn`` applied to a tensor, to each tensor of a sequence; None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return [fn(x) for x in value]
+    return fn(value)
 
 
 def reference_outputs(op: str, sample: Sample) -> list[np.ndarray]:
@@ -185,7 +202,7 @@ def reference_outputs(op: str, sample: Sample) -> list[np.ndarray]:
     node = Node(op, [f"x{i}" if x is not None else "" for i, x in enumerate(sample.inputs)], ["y0"],
                 dict(sample.attrs), name=op)
     try:
-        results = registry.get(op).run_reference(node, list(sample.inputs))
+        results = registry.get(op).run_reference(node, list(sample.inputs), dict(sample.outer))
     except Exception as exc:
         raise CaseFailure(f"the numpy reference raised (a bug of the op library or its samples): "
                           f"{type(exc).__name__}: {exc}") from exc
@@ -199,6 +216,16 @@ def compare(actual: Sequence[np.ndarray], expected: Sequence[np.ndarray], rtol: 
     if len(actual) != len(expected):
         raise CaseFailure(f"the backend returned {len(actual)} outputs, the reference {len(expected)}")
     for i, (got, want) in enumerate(zip(actual, expected)):
+        if want is None or got is None:
+            if (want is None) != (got is None):
+                raise CaseFailure(f"output {i} is {'absent' if got is None else 'present'}; the reference's "
+                                  f"is {'absent' if want is None else 'present'}")
+            continue
+        if isinstance(want, list):
+            if not isinstance(got, list) or len(got) != len(want):
+                raise CaseFailure(f"output {i} is not a sequence of {len(want)} tensors like the reference's")
+            compare(got, want, rtol, atol, dtype)
+            continue
         got = np.asarray(got)
         if got.dtype != want.dtype:
             raise CaseFailure(f"output {i} has dtype {got.dtype}, the reference {want.dtype}")

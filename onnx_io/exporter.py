@@ -14,12 +14,12 @@ from typing import Any
 
 import numpy as np
 import onnx
-from onnx import AttributeProto, GraphProto, NodeProto, ValueInfoProto, helper, numpy_helper
+from onnx import AttributeProto, GraphProto, NodeProto, TypeProto, ValueInfoProto, helper, numpy_helper
 
 from dh_core import __version__
 from dh_core import dtypes as dt
 from dh_core.errors import DHError, GraphError
-from dh_core.ir import DEFAULT_OPSET, Graph, Node, TensorType, node_reads
+from dh_core.ir import DEFAULT_OPSET, Graph, Node, OptionalType, SequenceType, TensorType, ValueType, node_reads
 
 from .importer import REDUCE_AXES_INPUT_SINCE, REDUCE_AXES_MOVED
 
@@ -199,6 +199,8 @@ class _Exporter:
             return helper.make_attribute(key, self.graph(value, scopes))
         if isinstance(value, np.ndarray):
             return helper.make_attribute(key, numpy_helper.from_array(value))
+        if isinstance(value, (TensorType, SequenceType, OptionalType)):
+            return helper.make_attribute(key, type_proto(value))
         if isinstance(value, (list, tuple)) and value and isinstance(value[0], Graph):
             return helper.make_attribute(key, [self.graph(g, scopes) for g in value])
         if isinstance(value, (list, tuple)) and value and isinstance(value[0], np.ndarray):
@@ -245,8 +247,19 @@ def _is_newest_default(op: str, key: str, value: Any) -> bool:
     return default == _coerce(value, int(attr.type))
 
 
-def _value_info(name: str, t: TensorType | None) -> ValueInfoProto:
+def _value_info(name: str, t: ValueType | None) -> ValueInfoProto:
     if t is None:
         return helper.make_empty_tensor_value_info(name)
+    return helper.make_value_info(name, type_proto(t))
+
+
+def type_proto(t: ValueType | None) -> TypeProto:
+    """The ONNX TypeProto of an IR type (an unknown type is a tensor of undefined type)."""
+    if isinstance(t, SequenceType):
+        return helper.make_sequence_type_proto(type_proto(t.elem))
+    if isinstance(t, OptionalType):
+        return helper.make_optional_type_proto(type_proto(t.elem))
+    if t is None:
+        return helper.make_tensor_type_proto(onnx.TensorProto.UNDEFINED, None)
     shape = None if t.shape is None else list(t.shape)
-    return helper.make_tensor_value_info(name, dt.onnx_code(t.dtype), shape)
+    return helper.make_tensor_type_proto(dt.onnx_code(t.dtype), shape)

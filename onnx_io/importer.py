@@ -17,11 +17,11 @@ from typing import Any, Union
 
 import numpy as np
 import onnx
-from onnx import AttributeProto, GraphProto, NodeProto, TensorProto, ValueInfoProto, numpy_helper
+from onnx import AttributeProto, GraphProto, NodeProto, TensorProto, TypeProto, ValueInfoProto, numpy_helper
 
 from dh_core import dtypes as dt
 from dh_core.errors import ModelLoadError
-from dh_core.ir import DEFAULT_OPSET, Dim, Graph, Node, TensorType, Value
+from dh_core.ir import DEFAULT_OPSET, Dim, Graph, Node, OptionalType, SequenceType, TensorType, Value, ValueType
 
 from . import normalize
 
@@ -168,7 +168,7 @@ class _Importer:
         declared = {}
         for vi in (*gp.input, *gp.value_info, *gp.output):
             t = self.value_type(vi, required_tensor=False)
-            if t is not None:
+            if isinstance(t, TensorType):
                 declared[vi.name] = t.dtype
         emit = _Emitter(self, inits, declared)
         nodes: list[Node] = []
@@ -289,6 +289,8 @@ class _Importer:
             return self.graph(a.g)
         if kind == AttributeProto.GRAPHS:
             return [self.graph(g) for g in a.graphs]
+        if kind == AttributeProto.TYPE_PROTO:
+            return self.type_of(a.tp, f"node '{node}' attribute '{a.name}'")
         raise ModelLoadError(f"node '{node}': attribute '{a.name}' has type {_kind(kind)}, which dh does not support")
 
     def constant(self, n: NodeProto) -> np.ndarray:
@@ -343,21 +345,34 @@ class _Importer:
             name = TensorProto.DataType.Name(code) if code in known else f"code {code}"
             raise ModelLoadError(f"{what} has element type {name}, which dh does not support") from None
 
-    def value_type(self, vi: ValueInfoProto, required_tensor: bool = True) -> TensorType | None:
-        """The TensorType a ValueInfoProto declares, or None when it declares none."""
-        kind = vi.type.WhichOneof("value")
+    def value_type(self, vi: ValueInfoProto, required_tensor: bool = True) -> ValueType | None:
+        """The type a ValueInfoProto declares (a tensor, a sequence or an optional), or
+        None when it declares none. Other kinds (maps, sparse tensors) raise, unless
+        ``required_tensor`` is False (value_info entries), which ignores them."""
+        try:
+            return self.type_of(vi.type, f"value '{vi.name}'")
+        except ModelLoadError:
+            if required_tensor:
+                raise
+            return None
+
+    def type_of(self, tp: TypeProto, what: str) -> ValueType | None:
+        """The IR type of an ONNX TypeProto (None when it leaves the type open)."""
+        kind = tp.WhichOneof("value")
         if kind is None:
             return None
+        if kind == "sequence_type":
+            return SequenceType(self.type_of(tp.sequence_type.elem_type, what))
+        if kind == "optional_type":
+            return OptionalType(self.type_of(tp.optional_type.elem_type, what))
         if kind != "tensor_type":
-            if not required_tensor:
-                return None
-            what = kind.replace("_type", "")
-            article = "an" if what[0] in "aeiou" else "a"
-            raise ModelLoadError(f"value '{vi.name}' is {article} {what}; dh supports tensors only")
-        tt = vi.type.tensor_type
+            kind_name = kind.replace("_type", "")
+            article = "an" if kind_name[0] in "aeiou" else "a"
+            raise ModelLoadError(f"{what} is {article} {kind_name}; dh supports tensors, sequences and optionals")
+        tt = tp.tensor_type
         if tt.elem_type == TensorProto.UNDEFINED:
             return None
-        dtype = self.dtype(tt.elem_type, f"value '{vi.name}'")
+        dtype = self.dtype(tt.elem_type, what)
         if not tt.HasField("shape"):
             return TensorType(dtype)
         return TensorType(dtype, tuple(_dim(d) for d in tt.shape.dim))

@@ -21,23 +21,30 @@ DEFAULT_TOLERANCE = {  # dtype -> (rtol, atol)
 
 @dataclass
 class Sample:
-    """One call of an op: its inputs (None for an omitted optional one), attributes,
-    and how many outputs to ask for (None: every schema output)."""
+    """One call of an op: its inputs (None for an omitted optional one; a list of arrays
+    for a sequence), attributes, how many outputs to ask for (None: every schema
+    output), and ``outer``: values the op's subgraphs (If, Loop, Scan) read by name from
+    the enclosing graph, which the one-node graph declares as extra inputs."""
 
-    inputs: list[np.ndarray | None]
+    inputs: list[Any]
     attrs: dict[str, Any] = field(default_factory=dict)
     n_outputs: int | None = None
+    outer: dict[str, np.ndarray] = field(default_factory=dict)
 
     def describe(self) -> str:
         parts = []
         for i, x in enumerate(self.inputs):
-            if x is None:
-                parts.append(f"input {i}: omitted")
-            else:
-                parts.append(f"input {i}: np.array({x.tolist()!r}, dtype='{x.dtype}')")
+            parts.append(f"input {i}: omitted" if x is None else f"input {i}: {_text(x)}")
+        parts.extend(f"outer {name}: {_text(x)}" for name, x in self.outer.items())
         if self.attrs:
             parts.append(f"attrs: {self.attrs!r}")
         return "; ".join(parts)
+
+
+def _text(x: Any) -> str:
+    if isinstance(x, list):
+        return "[" + ", ".join(_text(e) for e in x) + "]"
+    return f"np.array({x.tolist()!r}, dtype='{x.dtype}')"
 
 
 @dataclass

@@ -16,7 +16,8 @@ GROWTH_FLOOR_BYTES = 1 << 20
 
 def fold_constants(graph: Graph, max_elements: int = 1 << 24, max_growth: float | None = None) -> Graph:
     """Evaluate, in place, nodes with only constant inputs (and Shape of a static input)
-    with the numpy references; their outputs become initializers.
+    with the numpy references; their outputs become initializers (tensor outputs only:
+    a constant sequence or optional stays a node).
 
     Nodes whose outputs hold more than ``max_elements`` elements stay, and with
     ``max_growth`` so do those whose outputs take more than ``max_growth`` times the
@@ -30,7 +31,8 @@ def fold_constants(graph: Graph, max_elements: int = 1 << 24, max_growth: float 
             continue
         opdef = registry.find(node.op, node.domain)
         results = opdef.run_reference(node, values)
-        if sum(r.size for r in results) > max_elements or _grows(values, results, max_growth):
+        if (not all(isinstance(r, np.ndarray) for r in results)
+                or sum(r.size for r in results) > max_elements or _grows(values, results, max_growth)):
             kept.append(node)
             continue
         for name, value in zip(node.outputs, results):

@@ -18,10 +18,22 @@ ATTR_KINDS = {
     "tensor": onnx.AttributeProto.TENSOR, "sparse_tensor": onnx.AttributeProto.SPARSE_TENSOR,
     "graph": onnx.AttributeProto.GRAPH,
     "graphs": onnx.AttributeProto.GRAPHS,
+    "type_proto": onnx.AttributeProto.TYPE_PROTO,
 }
 ONNX_DTYPE = {"tensor(float)": "float32", "tensor(double)": "float64", "tensor(float16)": "float16",
               "tensor(bool)": "bool", **{f"tensor({d})": d for d in
                                           ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")}}
+
+
+
+def dh_key(onnx_type: str) -> str | None:
+    """The dh type key of an ONNX type string: "seq(tensor(float))" -> "seq(float32)"."""
+    for wrapper in ("seq", "optional"):
+        if onnx_type.startswith(wrapper + "(") and onnx_type.endswith(")"):
+            inner = dh_key(onnx_type[len(wrapper) + 1:-1])
+            return None if inner is None else f"{wrapper}({inner})"
+    return ONNX_DTYPE.get(onnx_type)
+
 
 OPS = [op for op in all_ops() if op.domain in ("", "ai.onnx")]
 
@@ -46,6 +58,10 @@ def test_schema_matches_onnx(opdef):
     ours_in = [(p.name, p.optional, p.variadic) for p in opdef.inputs]
     theirs_in = [(p.name, p.option == OPTION.Optional, p.option == OPTION.Variadic) for p in schema.inputs]
     assert ours_in == theirs_in, "inputs"
+    for ours_p, theirs_p in zip(opdef.inputs + opdef.outputs, list(schema.inputs) + list(schema.outputs)):
+        if ours_p.variadic:
+            assert ours_p.min_arity == theirs_p.min_arity, f"{ours_p.name} min_arity"
+            assert ours_p.homogeneous == theirs_p.is_homogeneous, f"{ours_p.name} homogeneous"
     ours_out = [(p.name, p.optional, p.variadic) for p in opdef.outputs]
     theirs_out = [(p.name, p.option == OPTION.Optional, p.option == OPTION.Variadic) for p in schema.outputs]
     assert ours_out == theirs_out, "outputs"
@@ -73,7 +89,7 @@ def test_schema_matches_onnx(opdef):
     for param in opdef.inputs + opdef.outputs:
         onnx_param = next(p for p in list(schema.inputs) + list(schema.outputs) if p.name == param.name)
         allowed = constraints.get(onnx_param.type_str, [onnx_param.type_str])
-        onnx_dtypes = {ONNX_DTYPE[t] for t in allowed if t in ONNX_DTYPE}
+        onnx_dtypes = {dh_key(t) for t in allowed} - {None}
         ours = set(opdef.dtypes(param.type))
         assert ours <= onnx_dtypes, f"{param.name}: {sorted(ours - onnx_dtypes)} not allowed by ONNX"
         assert "float32" in ours or not ({"float32"} & onnx_dtypes), f"{param.name} lacks float32"

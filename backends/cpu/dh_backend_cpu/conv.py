@@ -8,12 +8,10 @@ Pads and output sizes come from the op library's shared arithmetic.
 """
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
-
-from dh_core.backend import Kernel
-from dh_core.ir import Node, TensorType
 from dh_core.ops import registry
 from dh_core.ops.conv import (
     conv_transpose_pads,
@@ -24,9 +22,13 @@ from dh_core.ops.conv import (
     spatial_attr,
     window_slices,
 )
+from numpy.lib.stride_tricks import as_strided
 
-COLUMN_BYTES = 16 << 20
-"""Largest im2col buffer built at once; bigger batches are processed in chunks."""
+from dh_core.backend import Kernel
+from dh_core.ir import Node, TensorType
+
+COLUMN_BYTES = 4 << 20
+"""Largest im2col buffer built at once; more output positions are processed in chunks."""
 
 ALL = (slice(None), slice(None))
 """The batch and channel axes, whole."""
@@ -73,40 +75,50 @@ class _Geometry:
                            (self.out[i] - 1) * self.strides[i] + effective_kernel(kernel[i], self.dilations[i]))
                        for i in range(n)]
 
-    def padded(self, x: np.ndarray) -> np.ndarray:
-        """x zero-padded so that every window lies inside (x itself when no pad is needed)."""
-        begin = self.pads[:len(self.kernel)]
-        if not any(begin) and tuple(self.extent) == x.shape[2:]:
-            return x
-        out = np.zeros(x.shape[:2] + tuple(self.extent), x.dtype)
-        out[ALL + tuple(slice(b, b + s) for b, s in zip(begin, x.shape[2:]))] = x
-        return out
+    @property
+    def taps_count(self) -> int:
+        return int(np.prod(self.kernel))
 
-    def taps(self):
-        """(kernel offset, slices of the padded input it reads) for every kernel tap."""
-        return window_slices(self.kernel, self.strides, self.dilations, self.out)
+    def is_pointwise(self) -> bool:
+        """A 1x1 kernel, stride 1, no pads: the Conv is a plain matrix product."""
+        return self.taps_count == 1 and all(s == 1 for s in self.strides) and not any(self.pads)
 
 
 def conv_factory(node: Node, types: Sequence[TensorType | None]) -> Kernel:
     """Kernel of Conv (1-D, 2-D and 3-D, groups, dilations, strides, pads, auto_pad)."""
     attrs = node_attrs(node)
     group = int(attrs["group"])
-    weights = _Cached()
+    as_columns, per_tap, depthwise = _Cached(), _Cached(), _Cached()
 
-    def prepare(w: np.ndarray) -> np.ndarray:
-        per_filter = int(np.prod(w.shape[1:]))
-        return np.ascontiguousarray(w, dtype=compute_dtype(w.dtype)).reshape(group, w.shape[0] // group, per_filter)
+    def columns_layout(w: np.ndarray) -> np.ndarray:
+        """(group, M/group, C/group * taps): one GEMM over the columns of every tap."""
+        return _compute_copy(w).reshape(group, w.shape[0] // group, -1)
+
+    def tap_layout(w: np.ndarray) -> np.ndarray:
+        """(group, taps, M/group, C/group): one GEMM per tap, summed."""
+        wg = _compute_copy(w).reshape(group, w.shape[0] // group, w.shape[1], -1)
+        return np.ascontiguousarray(wg.transpose(0, 3, 1, 2))
+
+    def depthwise_layout(w: np.ndarray) -> np.ndarray:
+        """(C, multiplier, taps): a small matrix per channel."""
+        return _compute_copy(w).reshape(group, w.shape[0] // group, -1)
 
     def kernel(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
         geo = _Geometry(attrs, x.shape[2:], w.shape[2:])
         ct = compute_dtype(x.dtype)
         n_batch, channels, m = x.shape[0], x.shape[1], w.shape[0]
+        xc = x.astype(ct, copy=False)
         if min(geo.out, default=1) == 0 or n_batch == 0 or m == 0:
             y = np.zeros((n_batch, m, *geo.out), ct)
+        elif geo.is_pointwise():
+            y = np.matmul(as_columns.get(w, columns_layout),
+                          xc.reshape(n_batch, group, channels // group, -1)).reshape(n_batch, m, *geo.out)
         elif group == channels and group > 1 and w.shape[1] == 1:
-            y = _depthwise(x.astype(ct, copy=False), w.astype(ct, copy=False), geo)
+            y = _depthwise(_Flat(xc, geo), depthwise.get(w, depthwise_layout))
+        elif m // group < channels // group or geo.taps_count == 1:
+            y = _tap_sums(_Flat(xc, geo), per_tap.get(w, tap_layout))
         else:
-            y = _im2col_conv(x.astype(ct, copy=False), weights.get(w, prepare), geo)
+            y = _columns(_Flat(xc, geo), as_columns.get(w, columns_layout))
         if b is not None:
             y += b.astype(ct, copy=False).reshape((m,) + (1,) * (x.ndim - 2))
         return y.astype(x.dtype, copy=False)
@@ -114,42 +126,112 @@ def conv_factory(node: Node, types: Sequence[TensorType | None]) -> Kernel:
     return kernel
 
 
-def _im2col_conv(x: np.ndarray, w: np.ndarray, geo: _Geometry) -> np.ndarray:
-    """Conv as GEMMs: w is (group, M/group, C/group * prod(kernel))."""
+def _compute_copy(w: np.ndarray) -> np.ndarray:
+    """A contiguous copy of the weights in their compute dtype."""
+    return np.array(w, dtype=compute_dtype(w.dtype), order="C")
+
+
+class _Flat:
+    """The zero-padded input split into its stride phases, each flattened over space.
+
+    Output position o reads, for kernel tap t, the element of phase p(t) at flat index
+    sum(o_i * Q_i) + shift(t), where Q_i is the size of the phase grid below axis i:
+    every tap reads one contiguous run of ``length`` elements (some past the last
+    output of a grid row, which :meth:`crop` leaves out).
+    """
+
+    def __init__(self, x: np.ndarray, geo: _Geometry):
+        n_batch, channels = x.shape[:2]
+        strides = geo.strides
+        grid = [-(-e // s) for e, s in zip(geo.extent, strides)]
+        place = tuple(slice(b, b + s) for b, s in zip(geo.pads, x.shape[2:]))
+        full = tuple(q * s for q, s in zip(grid, strides))
+        if full == x.shape[2:] and not any(geo.pads[:len(grid)]):
+            padded = x
+        else:
+            padded = np.zeros((n_batch, channels, *full), x.dtype)
+            padded[ALL + place] = x
+        if all(s == 1 for s in strides):
+            self.phases = padded.reshape(n_batch, channels, 1, int(np.prod(full)))
+        else:
+            split = padded.reshape(n_batch, channels, *itertools.chain(*zip(grid, strides)))
+            order = [0, 1, *range(3, split.ndim, 2), *range(2, split.ndim, 2)]
+            self.phases = np.ascontiguousarray(split.transpose(order)).reshape(n_batch, channels, -1,
+                                                                              int(np.prod(grid)))
+        rows = [int(np.prod(grid[i + 1:])) for i in range(len(grid))]
+        self.length = sum((o - 1) * r for o, r in zip(geo.out, rows)) + 1
+        self.grid, self.out = grid, geo.out
+        self.runs = []
+        for offset in itertools.product(*(range(k) for k in geo.kernel)):
+            reach = [k * d for k, d in zip(offset, geo.dilations)]
+            phase = int(np.ravel_multi_index([r % s for r, s in zip(reach, strides)], strides))
+            self.runs.append((phase, sum(r // s * q for r, s, q in zip(reach, strides, rows))))
+
+    def run(self, t: int, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """The (N, C, stop - start) elements tap ``t`` reads for flat positions start..stop."""
+        phase, shift = self.runs[t]
+        stop = self.length if stop is None else stop
+        return self.phases[:, :, phase, shift + start:shift + stop]
+
+    def empty(self, lead: tuple[int, ...]) -> np.ndarray:
+        """An uninitialised result of ``lead + (length,)``."""
+        return np.empty(lead + (self.length,), self.phases.dtype)
+
+    def crop(self, y: np.ndarray) -> np.ndarray:
+        """The (N, M, *out) output, contiguous, from a result (N, M, >= length) whose last
+        axis holds the flat positions (every output position lies below ``length``)."""
+        item = y.strides[-1]
+        rows = [int(np.prod(self.grid[i + 1:])) * item for i in range(len(self.grid))]
+        view = as_strided(y, y.shape[:2] + tuple(self.out), y.strides[:2] + tuple(rows))
+        return np.ascontiguousarray(view)
+
+
+def _depthwise(flat: _Flat, w: np.ndarray) -> np.ndarray:
+    """Depthwise Conv (one input channel per group): per channel, the weights times the
+    columns of its taps; w is (C, multiplier, taps)."""
+    n_batch, channels = flat.phases.shape[:2]
+    cols = np.empty((n_batch, channels, len(flat.runs), flat.length), flat.phases.dtype)
+    for t in range(len(flat.runs)):
+        cols[:, :, t] = flat.run(t)
+    y = np.matmul(w, cols)
+    return flat.crop(y.reshape(n_batch, channels * w.shape[1], flat.length))
+
+
+def _tap_sums(flat: _Flat, w: np.ndarray) -> np.ndarray:
+    """Conv as one GEMM per kernel tap and group, summed in place; w is
+    (group, taps, M/group, C/group). No column buffer: suits few output channels."""
+    group, taps, mg, cg = w.shape
+    n_batch = flat.phases.shape[0]
+    y = flat.empty((n_batch, group * mg))
+    tmp = np.empty((mg, flat.length), y.dtype)
+    for n in range(n_batch):
+        for g in range(group):
+            acc = y[n, g * mg:(g + 1) * mg]
+            for t in range(taps):
+                np.matmul(w[g, t], flat.run(t)[n, g * cg:(g + 1) * cg], out=acc if t == 0 else tmp)
+                if t:
+                    acc += tmp
+    return flat.crop(y)
+
+
+def _columns(flat: _Flat, w: np.ndarray) -> np.ndarray:
+    """Conv as im2col plus one GEMM per group; w is (group, M/group, C/group * taps).
+    The columns are built for a range of positions at a time (at most COLUMN_BYTES)."""
     group, mg, ckg = w.shape
-    n_batch, channels = x.shape[:2]
-    positions = int(np.prod(geo.out))
-    if all(k == 1 for k in geo.kernel) and all(s == 1 for s in geo.strides) and not any(geo.pads):
-        cols = x.reshape(n_batch, group, ckg, positions)
-        return np.matmul(w, cols).reshape((n_batch, group * mg, *geo.out))
-    xp = geo.padded(x)
-    per_sample = channels * int(np.prod(geo.kernel)) * positions * x.itemsize
-    chunk = max(1, COLUMN_BYTES // max(per_sample, 1))
-    parts = []
-    for start in range(0, n_batch, chunk):
-        part = xp[start:start + chunk]
-        cols = np.empty((part.shape[0], channels, *geo.kernel, *geo.out), x.dtype)
-        for offset, window in geo.taps():
-            cols[ALL + offset] = part[ALL + window]
-        # no out=: numpy's matmul into a given buffer of a broadcast stack skips BLAS
-        parts.append(np.matmul(w, cols.reshape(part.shape[0], group, ckg, positions)))
-    y = parts[0] if len(parts) == 1 else np.concatenate(parts)
-    return y.reshape((n_batch, group * mg, *geo.out))
-
-
-def _depthwise(x: np.ndarray, w: np.ndarray, geo: _Geometry) -> np.ndarray:
-    """Depthwise Conv (one input channel per group) as a sum of weighted strided views."""
-    n_batch, channels = x.shape[:2]
-    mult = w.shape[0] // channels
-    ones = (1,) * len(geo.kernel)
-    xp = geo.padded(x)[:, :, None]
-    taps = w.reshape(channels, mult, -1)
-    y = np.zeros((n_batch, channels, mult, *geo.out), x.dtype)
-    tmp = np.empty_like(y)
-    for t, (_, window) in enumerate(geo.taps()):
-        np.multiply(xp[ALL + (slice(None),) + window], taps[:, :, t].reshape((channels, mult) + ones), out=tmp)
-        y += tmp
-    return y.reshape((n_batch, channels * mult, *geo.out))
+    n_batch, channels = flat.phases.shape[:2]
+    taps = len(flat.runs)
+    y = flat.empty((n_batch, group * mg))
+    step = max(1, COLUMN_BYTES // max(1, channels * taps * y.itemsize))
+    for n in range(n_batch):
+        for start in range(0, flat.length, step):
+            stop = min(flat.length, start + step)
+            cols = np.empty((channels, taps, stop - start), y.dtype)
+            for t in range(taps):
+                cols[:, t] = flat.run(t, start, stop)[n]
+            cols = cols.reshape(group, ckg, stop - start)
+            for g in range(group):
+                np.matmul(w[g], cols[g], out=y[n, g * mg:(g + 1) * mg, start:stop])
+    return flat.crop(y)
 
 
 def conv_transpose_factory(node: Node, types: Sequence[TensorType | None]) -> Kernel:

@@ -402,7 +402,7 @@ class _Emitter:
 
     def dtype(self, name: str) -> str | None:
         if name in self.inits:
-            return self.inits[name].dtype.name
+            return dt.name_of(self.inits[name].dtype)
         return self.declared.get(name)
 
 

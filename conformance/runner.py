@@ -3,7 +3,8 @@
 For each op of the library that has a sample generator and each dtype it is sampled
 with, hypothesis draws samples; each one becomes a one-node graph that the backend
 under test compiles and runs directly (no Session, so no CPU fallback), and every
-output is compared with the op's numpy reference. ``run_suite`` does this for every
+output is compared with the op's numpy reference (for random ops: dtype and shape,
+then a distribution check and seeded reproducibility, see ``check_random``). ``run_suite`` does this for every
 case and adds the runtime checks; ``check_case`` is one case, shared with the pytest
 plugin.
 """
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from dh_core import backends as backend_registry
+from dh_core.dtypes import BFLOAT16, FLOATS, SMALL_FLOATS, name_of
 from dh_core.errors import DeviceError, DHError
 from dh_core.ir import Graph, Node, SequenceType, TensorType, Value
 from dh_core.ops import OpDef, registry
@@ -27,6 +29,9 @@ from dh_core.passes import infer_types
 
 from .report import Failure, Report
 from .samples import OpSamples, Sample, all_samples
+
+FLOAT_LIKE = BFLOAT16 + SMALL_FLOATS
+"""Low-precision floats, compared as floats (in float64, nan equal to nan)."""
 
 QUICK_EXAMPLES = 10
 THOROUGH_EXAMPLES = 100
@@ -166,8 +171,8 @@ def op_def(op: str) -> OpDef:
 def value_type(x: Any) -> TensorType | SequenceType:
     """The type of a sample value: a tensor, or a sequence for a list of arrays."""
     if isinstance(x, list):
-        return SequenceType(TensorType(x[0].dtype.name) if x else None)
-    return TensorType(x.dtype.name, x.shape)
+        return SequenceType(TensorType(name_of(x[0].dtype)) if x else None)
+    return TensorType(name_of(x.dtype), x.shape)
 
 
 def default_outputs(op: str) -> int:
@@ -241,8 +246,8 @@ def compare(actual: Sequence[np.ndarray], expected: Sequence[np.ndarray], rtol: 
             raise CaseFailure(f"output {i} has dtype {got.dtype}, the reference {want.dtype}")
         if got.shape != want.shape:
             raise CaseFailure(f"output {i} has shape {list(got.shape)}, the reference {list(want.shape)}")
-        if want.dtype.kind == "f":
-            r, a = (rtol, atol) if np.dtype(dtype).kind == "f" else _default_tolerance(want.dtype.name)
+        if want.dtype.kind == "f" or name_of(want.dtype) in FLOAT_LIKE:
+            r, a = (rtol, atol) if dtype in FLOAT_LIKE + FLOATS else _default_tolerance(name_of(want.dtype))
             try:
                 np.testing.assert_allclose(got.astype(np.float64), want.astype(np.float64), rtol=r, atol=a,
                                            equal_nan=True, err_msg=f"output {i}")
@@ -253,6 +258,28 @@ def compare(actual: Sequence[np.ndarray], expected: Sequence[np.ndarray], rtol: 
                 np.testing.assert_array_equal(got, want, err_msg=f"output {i}")
             except AssertionError as exc:
                 raise CaseFailure(_cut(str(exc).strip())) from None
+
+
+def check_random(op_samples: OpSamples, sample: Sample, actual: Sequence[np.ndarray],
+                 expected: Sequence[np.ndarray], rerun: Callable[[], list[np.ndarray]]) -> None:
+    """Judge the outputs of a random op, whose values no reference predicts: dtypes and
+    shapes as the reference's, values by the op's distribution check, and a seeded
+    sample reproducible (``rerun`` compiles and runs it again on the backend)."""
+    if len(actual) != len(expected):
+        raise CaseFailure(f"the backend returned {len(actual)} outputs, the reference {len(expected)}")
+    for i, (got, want) in enumerate(zip(actual, expected)):
+        got = np.asarray(got)
+        if got.dtype != want.dtype or got.shape != want.shape:
+            raise CaseFailure(f"output {i} is {got.dtype} {list(got.shape)}, the reference "
+                              f"{want.dtype} {list(want.shape)}")
+    try:
+        op_samples.random(sample, [np.asarray(a) for a in actual])
+    except AssertionError as exc:
+        raise CaseFailure(_cut(f"the random values fail their distribution check: {exc}")) from None
+    if sample.attrs.get("seed") is not None:
+        for i, (first, again) in enumerate(zip(actual, rerun())):
+            if not np.array_equal(np.asarray(first), np.asarray(again)):
+                raise CaseFailure(f"output {i}: the same seed gave other values when run again")
 
 
 def _default_tolerance(dtype: str) -> tuple[float, float]:
@@ -337,7 +364,12 @@ def check_case(backend: Any, case: Case, *, mode: Mode | None = None, manifest: 
                 return
             state["ran"] += 1
             actual = run_on_backend(backend, device, graph, sample)
-            compare(actual, expected, rtol, atol, case.dtype)
+            if op_samples.random is None:
+                compare(actual, expected, rtol, atol, case.dtype)
+            else:
+                check_random(op_samples, sample, actual, expected,
+                             lambda: run_on_backend(backend, device, one_node_graph(case.op, sample, len(expected)),
+                                                    sample))
         except Exception:
             state["failed"] = sample
             raise

@@ -8,7 +8,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from .errors import DeviceError
-from .ir import Graph, Node, TensorType, implicit_inputs, type_key
+from .ir import Graph, Node, TensorType, implicit_inputs, subgraphs, type_key
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,9 @@ class KernelBackend:
         return [Device(self.name)]
 
     def supports(self, node: Node, types: Sequence[TensorType | None]) -> bool:
-        if node.domain or node.op not in self.kernels:
+        """Kernels take tensors: nodes with subgraphs (If, Loop, Scan) and sequence or
+        optional values stay on the host (the CPU backend)."""
+        if node.domain or node.op not in self.kernels or not host_free(node, types):
             return False
         allowed = self.dtypes.get(node.op)
         if allowed is None:
@@ -167,6 +169,11 @@ class Program:
             for f in free:
                 regs[f] = None
         return [regs[s] for s in self.output_slots]
+
+
+def host_free(node: Node, types: Sequence[Any]) -> bool:
+    """False for nodes only the host runs: control flow, and sequence or optional values."""
+    return not subgraphs(node) and all(t is None or isinstance(t, TensorType) for t in types)
 
 
 def returns_tuple(node: Node) -> bool:

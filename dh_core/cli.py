@@ -346,6 +346,8 @@ def _with_subgraphs(graph: Any) -> Iterator[Any]:
 def _value_dict(name: str, t: Any) -> dict:
     if t is None:
         return {"name": name, "dtype": None, "shape": None, "type": "?"}
+    if not hasattr(t, "dtype"):  # a sequence or an optional
+        return {"name": name, "dtype": None, "shape": None, "type": str(t)}
     shape = None if t.shape is None else list(t.shape)
     return {"name": name, "dtype": t.dtype, "shape": shape, "type": str(t)}
 

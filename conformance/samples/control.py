@@ -55,9 +55,9 @@ def if_(dtype):
 
 @samples("Loop", dt.ALL)
 def loop(dtype):
-    """The body keeps a carried value, combines it with an outer tensor, and scans the
-    iteration number and the carried value; the trip count and condition vary (zero
-    iterations included)."""
+    """The body combines a carried value with an outer tensor and scans the iteration
+    number (as a 1-element tensor); the trip count, the condition and the body's stop
+    vary (zero iterations included)."""
 
     @st.composite
     def draw(draw_):
@@ -71,11 +71,12 @@ def loop(dtype):
                                    Value("v", TensorType(dtype, shape))],
                      [Node(_combine(dtype), ["v", "o"], ["v_out"], name="combine"),
                       Node("Less", ["i", "limit"], ["c_out"], name="stop"),
-                      Node("Identity", ["i"], ["i_out"], name="scan_i")],
+                      Node("Unsqueeze", ["i", "axis0"], ["i_out"], name="scan_i")],
                      [Value("c_out", TensorType("bool", ())), Value("v_out", TensorType(dtype, shape)),
-                      Value("i_out", TensorType("int64", ()))])
-        body.initializers["limit"] = np.array(trips, np.int64)
-        body.value_types["limit"] = TensorType("int64", ())
+                      Value("i_out", TensorType("int64", (1,)))])
+        for name, value in (("limit", np.array(trips, np.int64)), ("axis0", np.array([0], np.int64))):
+            body.initializers[name] = value
+            body.value_types[name] = TensorType("int64", value.shape)
         return Sample([m, cond, v], {"body": body}, outer={"o": outer})
 
     return draw()

@@ -25,7 +25,7 @@ def batch_norm_factory(node: Node, types: Sequence[TensorType | None]) -> Kernel
         from .backend import reference_kernel
 
         return reference_kernel(node, types)
-    epsilon = float(attrs["epsilon"])
+    epsilon = float(np.float32(attrs["epsilon"]))  # a float attribute as ONNX stores it, like the reference
     cache: list = [(), None]
 
     def affine(x: np.ndarray, params: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]:

@@ -7,7 +7,7 @@ from typing import Any, Union
 
 import numpy as np
 
-from .dtypes import ALL
+from .dtypes import ALL_TYPES, name_of
 from .errors import GraphError
 
 Dim = Union[int, str, None]
@@ -24,7 +24,7 @@ class TensorType:
     shape: tuple[Dim, ...] | None = None
 
     def __post_init__(self):
-        if self.dtype not in ALL:
+        if self.dtype not in ALL_TYPES:
             raise GraphError(f"unknown dtype '{self.dtype}'")
         if self.shape is not None and not isinstance(self.shape, tuple):
             object.__setattr__(self, "shape", tuple(self.shape))
@@ -147,7 +147,7 @@ class Graph:
             if v.type is not None:
                 self.value_types.setdefault(v.name, v.type)
         for k, arr in self.initializers.items():
-            self.value_types.setdefault(k, TensorType(arr.dtype.name, arr.shape))
+            self.value_types.setdefault(k, TensorType(name_of(arr.dtype), arr.shape))
 
     # -- queries -------------------------------------------------------------
     @property
@@ -235,7 +235,7 @@ class Graph:
         outs = ", ".join(str(Value(v.name, self.value_types.get(v.name, v.type))) for v in self.outputs)
         lines = [f"graph {self.name} (opset {self.opset}) ({ins}) -> ({outs}) {{"]
         for name, arr in self.initializers.items():
-            lines.append(f"  %{name}: {TensorType(arr.dtype.name, arr.shape)} = initializer")
+            lines.append(f"  %{name}: {TensorType(name_of(arr.dtype), arr.shape)} = initializer")
         for n in self.nodes:
             lines.append("  " + str(n))
             for sub in subgraphs(n):

@@ -103,6 +103,8 @@ def _default_opset(proto: onnx.ModelProto) -> int:
             raise ModelLoadError("the model declares no opset for the default domain (ai.onnx)")
         return DEFAULT_OPSET
     opset = versions[0]
+    if opset < 1:
+        raise ModelLoadError(f"the model's opset version {opset} for the default domain is not valid")
     if opset < MIN_OPSET and not _unchanged_since(proto.graph, opset, MIN_OPSET):
         raise ModelLoadError(
             f"opset {opset} is not supported yet (dh imports opset {MIN_OPSET} to {DEFAULT_OPSET}); "
@@ -149,6 +151,7 @@ class _Importer:
         self.values: set[str] = set()
         self.explicit_names: set[str] = set()
         for gp in _graphs(main):
+            _check_text(gp)
             self.values.update(t.name for t in gp.initializer)
             self.values.update(v.name for v in gp.input)
             for n in gp.node:
@@ -171,6 +174,7 @@ class _Importer:
         nodes: list[Node] = []
         for index, n in enumerate(gp.node):
             if n.op_type == "Constant" and n.domain in ("", "ai.onnx"):
+                self.check_signature(n, n.name or f"Constant_{index}")
                 inits[n.output[0]] = self.constant(n)
             else:
                 nodes.extend(self.node(n, index, emit))
@@ -189,11 +193,49 @@ class _Importer:
         attrs = {}
         for a in n.attribute:
             attrs[a.name] = self.attribute(a, name)
+        self.check_signature(n, name)
         domain = "" if n.domain == "ai.onnx" else n.domain
         node = Node(n.op_type, list(n.input), list(n.output), attrs, name, domain)
         if domain:
             return [node]
-        return normalize.normalize(node, self.opset, emit)
+        try:
+            return normalize.normalize(node, self.opset, emit)
+        except (OverflowError, ValueError, TypeError) as exc:  # attribute values the old form cannot hold
+            raise ModelLoadError(f"node '{name}': {n.op_type} of opset {self.opset} cannot be converted "
+                                 f"({_one_line(exc)})") from None
+
+    def check_signature(self, n: NodeProto, name: str) -> None:
+        """For default-domain ops: input and output counts, required attributes and
+        attribute kinds are as the op's schema at the model's opset has them (what
+        normalization relies on). Ops ONNX does not know pass, for verification to report."""
+        if n.domain not in ("", "ai.onnx"):
+            return
+        try:
+            schema = onnx.defs.get_schema(n.op_type, self.opset, "")
+        except onnx.defs.SchemaError:
+            if onnx.defs.has(n.op_type, ""):
+                later = [v for v in range(self.opset + 1, DEFAULT_OPSET + 1) if onnx.defs.has(n.op_type, v, "")]
+                since = f" (it appears in opset {later[0]})" if later else ""
+                raise ModelLoadError(f"node '{name}': op {n.op_type} does not exist at opset {self.opset}{since}") \
+                    from None
+            return
+        where = f"node '{name}': {n.op_type} of opset {self.opset}"
+        inputs, outputs = len(n.input), len(n.output)
+        if not schema.min_input <= inputs <= schema.max_input:
+            raise ModelLoadError(f"{where} takes {_count_range(schema.min_input, schema.max_input)} inputs, "
+                                 f"not {inputs}")
+        if not schema.min_output <= outputs <= schema.max_output:
+            raise ModelLoadError(f"{where} has {_count_range(schema.min_output, schema.max_output)} outputs, "
+                                 f"not {outputs}")
+        given = {a.name for a in n.attribute}
+        for key, attr in schema.attributes.items():
+            if attr.required and key not in given:
+                raise ModelLoadError(f"{where} needs its attribute '{key}'")
+        for a in n.attribute:
+            expected = schema.attributes.get(a.name)
+            if expected is not None and a.type != expected.type:
+                raise ModelLoadError(f"{where}: attribute '{a.name}' must be {_kind(int(expected.type))}, "
+                                     f"not {_kind(a.type)}")
 
     def node_name(self, n: NodeProto, index: int) -> str:
         if n.name and n.name not in self.node_names:
@@ -249,8 +291,7 @@ class _Importer:
             return [self.graph(g) for g in a.graphs]
         if kind == AttributeProto.TYPE_PROTO:
             return self.type_of(a.tp, f"node '{node}' attribute '{a.name}'")
-        kind_name = AttributeProto.AttributeType.Name(kind) if kind in AttributeProto.AttributeType.values() else kind
-        raise ModelLoadError(f"node '{node}': attribute '{a.name}' has type {kind_name}, which dh does not support")
+        raise ModelLoadError(f"node '{node}': attribute '{a.name}' has type {_kind(kind)}, which dh does not support")
 
     def constant(self, n: NodeProto) -> np.ndarray:
         """The value of a Constant node."""
@@ -361,8 +402,33 @@ class _Emitter:
 
     def dtype(self, name: str) -> str | None:
         if name in self.inits:
-            return self.inits[name].dtype.name
+            return dt.name_of(self.inits[name].dtype)
         return self.declared.get(name)
+
+
+def _check_text(gp: GraphProto) -> None:
+    """Every name and op type of one graph is text (protobuf hands invalid UTF-8 over as bytes)."""
+    fields = [("graph name", gp.name)]
+    fields += [("initializer name", t.name) for t in gp.initializer]
+    fields += [("value name", v.name) for v in (*gp.input, *gp.output, *gp.value_info)]
+    for n in gp.node:
+        fields += [("node name", n.name), ("op type", n.op_type), ("domain", n.domain)]
+        fields += [("value name", name) for name in (*n.input, *n.output)]
+        fields += [("attribute name", a.name) for a in n.attribute]
+    for what, text in fields:
+        if not isinstance(text, str):
+            raise ModelLoadError(f"{what} {text!r} is not UTF-8 text")
+
+
+def _count_range(low: int, high: int) -> str:
+    if low == high:
+        return str(low)
+    return f"at least {low}" if high > 2**30 else f"{low} to {high}"
+
+
+def _kind(kind: int) -> str:
+    known = AttributeProto.AttributeType.values()
+    return AttributeProto.AttributeType.Name(kind) if kind in known else f"kind {kind}"
 
 
 def _elements(t: TensorProto) -> int:

@@ -8,11 +8,13 @@ from . import (  # noqa: F401
     loss,
     normalization,
     quantize,
+    random,
     reduce,
     rnn,
     sequence,
     sequence_models,
     shape,
     signal,
+    training,
     vision,
 )

@@ -255,3 +255,16 @@ def test_convert_in_a_subprocess(resnet_path, tmp_path):
     assert onnx.load(str(tmp_path / "o.onnx")).opset_import[0].version == 17
     done = dh_subprocess("convert", resnet_path)
     assert done.returncode == 2 and "usage: dh convert" in done.stderr
+
+
+def test_large_weights_are_written_beside_the_model(resnet_path, tmp_path, monkeypatch):
+    import dh_core.cli as cli
+
+    monkeypatch.setattr(cli, "LARGE_MODEL_BYTES", 1000)
+    out = tmp_path / "big.onnx"
+    assert main(["convert", resnet_path, str(out)]) == 0
+    assert (tmp_path / "big.onnx.data").stat().st_size > 1000
+    bare = onnx.load(str(out), load_external_data=False)
+    assert any(t.data_location == TensorProto.EXTERNAL for t in bare.graph.initializer)
+    x = RNG.standard_normal((1, 3, 32, 32)).astype(np.float32)
+    assert_same_outputs(onnx.load(resnet_path), onnx.load(str(out)), {"input": x})

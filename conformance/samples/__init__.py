@@ -47,14 +47,25 @@ def _text(x: Any) -> str:
     return f"np.array({x.tolist()!r}, dtype='{x.dtype}')"
 
 
+RandomCheck = Callable[[Sample, list[np.ndarray]], None]
+"""Checks the outputs of a random op for one sample (raises AssertionError)."""
+
+
 @dataclass
 class OpSamples:
-    """How to sample one op: the strategy factory, the dtypes it covers, tolerances."""
+    """How to sample one op: the strategy factory, the dtypes it covers, tolerances.
+
+    ``random`` marks an op whose values come from a generator, which no reference can
+    predict: its outputs are judged by that check of their distribution (range,
+    moments within statistically safe bounds) instead of by value, after their dtypes
+    and shapes are compared with the reference's; a seeded sample must also give the
+    same values when the backend runs it again."""
 
     op: str
     strategy: Callable[[str], Any]
     dtypes: tuple[str, ...]
     tolerance: dict[str, tuple[float, float]]
+    random: RandomCheck | None = None
 
     def tolerance_for(self, dtype: str) -> tuple[float, float]:
         return self.tolerance.get(dtype, DEFAULT_TOLERANCE.get(dtype, (0.0, 0.0)))
@@ -63,17 +74,19 @@ class OpSamples:
 REGISTRY: dict[str, OpSamples] = {}
 
 
-def samples(op: str, dtypes: tuple[str, ...], tolerance: dict[str, tuple[float, float]] | None = None):
+def samples(op: str, dtypes: tuple[str, ...], tolerance: dict[str, tuple[float, float]] | None = None,
+            random: RandomCheck | None = None):
     """Decorator registering a sample strategy factory ``fn(dtype)`` for ``op``.
 
     ``dtypes`` are the dtypes the op is exercised with (the dtype of its main input);
-    ``tolerance`` overrides DEFAULT_TOLERANCE per dtype as ``(rtol, atol)``.
+    ``tolerance`` overrides DEFAULT_TOLERANCE per dtype as ``(rtol, atol)``; ``random``
+    is the distribution check of an op with random outputs (see OpSamples).
     """
 
     def wrap(fn):
         if op in REGISTRY:
             raise ValueError(f"samples for {op} are registered twice")
-        REGISTRY[op] = OpSamples(op, fn, tuple(dtypes), dict(tolerance or {}))
+        REGISTRY[op] = OpSamples(op, fn, tuple(dtypes), dict(tolerance or {}), random)
         return fn
 
     return wrap

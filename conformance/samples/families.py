@@ -8,10 +8,12 @@ from . import (  # noqa: F401
     loss,
     normalization,
     quantize,
+    random,
     reduce,
     rnn,
     sequence_models,
     shape,
     signal,
+    training,
     vision,
 )

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..dtypes import name_of
 from ..ir import Graph, TensorType, subgraphs
 from ..ops import registry
 
@@ -38,7 +39,7 @@ def fold_constants(graph: Graph, max_elements: int = 1 << 24, max_growth: float 
         for name, value in zip(node.outputs, results):
             if name:
                 graph.initializers[name] = value
-                graph.value_types[name] = TensorType(value.dtype.name, value.shape)
+                graph.value_types[name] = TensorType(name_of(value.dtype), value.shape)
     graph.nodes = kept
     return graph
 

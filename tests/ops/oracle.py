@@ -12,6 +12,7 @@ from dh_core.ops.base import Decomposer, InferContext
 from onnx import helper
 from onnx.reference import ReferenceEvaluator
 
+from dh_core import dtypes as dt
 from dh_core.ir import Node, TensorType
 
 
@@ -21,37 +22,40 @@ def _attr_value(v):
     return v
 
 
-def onnx_run(op: str, inputs, attrs=None, n_outputs: int = 1, opset: int = 28):
-    """Run one ONNX node with onnx.reference; None inputs are omitted optional ones."""
+def onnx_run(op: str, inputs, attrs=None, n_outputs: int = 1, opset: int = 28, domain: str = ""):
+    """Run one ONNX node with onnx.reference; None inputs are omitted optional ones.
+    An op of another domain than ai.onnx is imported at that domain's version 1."""
     attrs = attrs or {}
     names = [f"x{i}" if x is not None else "" for i, x in enumerate(inputs)]
     outs = [f"y{i}" for i in range(n_outputs)]
-    node = helper.make_node(op, names, outs, **{k: _attr_value(v) for k, v in attrs.items()})
+    node = helper.make_node(op, names, outs, domain=domain or None,
+                            **{k: _attr_value(v) for k, v in attrs.items()})
     graph_inputs = [
         helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(x.dtype), x.shape)
         for n, x in zip(names, inputs) if x is not None]
     graph_outputs = [helper.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED, None) for o in outs]
+    opsets = [helper.make_opsetid("", opset)] + ([helper.make_opsetid(domain, 1)] if domain else [])
     model = helper.make_model(helper.make_graph([node], "g", graph_inputs, graph_outputs),
-                              opset_imports=[helper.make_opsetid("", opset)])
+                              opset_imports=opsets)
     feeds = {n: x for n, x in zip(names, inputs) if x is not None}
     return ReferenceEvaluator(model).run(None, feeds)
 
 
-def ours(op: str, inputs, attrs=None, n_outputs: int = 1):
+def ours(op: str, inputs, attrs=None, n_outputs: int = 1, domain: str = ""):
     """Run one op through our numpy reference; returns a list of arrays."""
-    opdef = registry.get(op)
+    opdef = registry.get(op, domain)
     node = Node(op, [f"x{i}" if x is not None else "" for i, x in enumerate(inputs)],
-                [f"y{i}" for i in range(n_outputs)], dict(attrs or {}))
+                [f"y{i}" for i in range(n_outputs)], dict(attrs or {}), domain=domain)
     return opdef.run_reference(node, list(inputs))[:n_outputs]
 
 
-def infer(op: str, inputs, attrs=None, n_outputs: int = 1, constant_inputs=()):
+def infer(op: str, inputs, attrs=None, n_outputs: int = 1, constant_inputs=(), domain: str = ""):
     """Our inferred output types for concrete inputs (constant_inputs: indices whose
     values are known to inference, as initializers would be)."""
-    opdef = registry.get(op)
+    opdef = registry.get(op, domain)
     node = Node(op, [f"x{i}" if x is not None else "" for i, x in enumerate(inputs)],
-                [f"y{i}" for i in range(n_outputs)], dict(attrs or {}))
-    types = [None if x is None else TensorType(x.dtype.name, x.shape) for x in inputs]
+                [f"y{i}" for i in range(n_outputs)], dict(attrs or {}), domain=domain)
+    types = [None if x is None else TensorType(dt.name_of(x.dtype), x.shape) for x in inputs]
     consts = [x if i in constant_inputs else None for i, x in enumerate(inputs)]
     return opdef.infer(InferContext(node, types, opdef.full_attrs(node), consts))
 
@@ -85,9 +89,10 @@ def assert_matches(got, want, tolerance: tuple[float, float]) -> None:
     got, want = np.asarray(got), np.asarray(want)
     assert got.dtype == want.dtype, f"dtype {got.dtype} != {want.dtype}"
     assert got.shape == want.shape, f"shape {got.shape} != {want.shape}"
-    if got.dtype.kind == "f":
+    if got.dtype.kind == "f" or dt.name_of(got.dtype) in dt.BFLOAT16 + dt.SMALL_FLOATS:
         rtol, atol = tolerance
-        np.testing.assert_allclose(got, want, rtol=rtol, atol=atol, equal_nan=True)
+        np.testing.assert_allclose(got.astype(np.float64), want.astype(np.float64), rtol=rtol, atol=atol,
+                                   equal_nan=True)
     else:
         np.testing.assert_array_equal(got, want)
 
@@ -104,7 +109,7 @@ def infer_compatible(inferred: TensorType | None, actual: np.ndarray) -> bool:
     but nothing wrong."""
     if inferred is None:
         return True
-    if inferred.dtype != actual.dtype.name:
+    if inferred.dtype != dt.name_of(actual.dtype):
         return False
     if inferred.shape is None:
         return True

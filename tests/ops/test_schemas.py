@@ -7,6 +7,7 @@ import onnx.defs
 import pytest
 from onnx import helper
 
+from dh_core import dtypes as dt
 from dh_core.ir import DEFAULT_OPSET
 from dh_core.ops import REQUIRED, all_ops
 
@@ -22,7 +23,8 @@ ATTR_KINDS = {
 }
 ONNX_DTYPE = {"tensor(float)": "float32", "tensor(double)": "float64", "tensor(float16)": "float16",
               "tensor(bool)": "bool", **{f"tensor({d})": d for d in
-                                          ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")}}
+                                          ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")},
+              **{f"tensor({d})": d for d in dt.LOW_PRECISION}}
 
 
 
@@ -35,7 +37,16 @@ def dh_key(onnx_type: str) -> str | None:
     return ONNX_DTYPE.get(onnx_type)
 
 
-OPS = [op for op in all_ops() if op.domain in ("", "ai.onnx")]
+OPS = all_ops()
+DEFAULT_DOMAIN_OPS = [op for op in OPS if op.domain in ("", "ai.onnx")]
+
+
+def onnx_schema(opdef) -> onnx.defs.OpSchema:
+    """ONNX's schema of the op: at the canonical opset for the default domain, the
+    newest version for other domains (which version independently of it)."""
+    if opdef.domain in ("", "ai.onnx"):
+        return onnx.defs.get_schema(opdef.name, DEFAULT_OPSET, "")
+    return onnx.defs.get_schema(opdef.name, domain=opdef.domain)
 
 
 def test_core_issue_ops_are_all_defined():
@@ -48,13 +59,18 @@ def test_core_issue_ops_are_all_defined():
     Transpose Squeeze Unsqueeze Concat Split Slice Gather GatherElements ScatterND Expand Tile Pad Shape
     Size ConstantOfShape Constant Identity Range Resize DepthToSpace SpaceToDepth TopK CumSum Einsum
     Dropout LSTM GRU RNN OneHot Trilu""".split()
-    defined = {op.name for op in OPS}
+    defined = {op.name for op in DEFAULT_DOMAIN_OPS}
     assert sorted(set(wanted) - defined) == []
 
 
-@pytest.mark.parametrize("opdef", OPS, ids=lambda o: o.name)
+def test_ops_of_other_domains_are_checked_too():
+    assert {"Adagrad", "Adam", "Momentum"} <= {op.name for op in OPS if op.domain == "ai.onnx.preview.training"}
+
+
+@pytest.mark.parametrize("opdef", OPS, ids=lambda o: f"{o.domain}.{o.name}" if o.domain else o.name)
 def test_schema_matches_onnx(opdef):
-    schema = onnx.defs.get_schema(opdef.name, DEFAULT_OPSET, "")
+    schema = onnx_schema(opdef)
+    assert schema.domain == opdef.domain, "domain"
     ours_in = [(p.name, p.optional, p.variadic) for p in opdef.inputs]
     theirs_in = [(p.name, p.option == OPTION.Optional, p.option == OPTION.Variadic) for p in schema.inputs]
     assert ours_in == theirs_in, "inputs"

@@ -87,14 +87,22 @@ class CPUBackend(KernelBackend):
     def __init__(self):
         self.kernels = {op.name: reference_kernel for op in registry.all_ops() if not op.domain}
         self.kernels.update(fast_kernels())
+        # library ops of domains other than ai.onnx run through their references
+        self.domain_ops = {(op.domain, op.name) for op in registry.all_ops() if op.domain}
 
     def devices(self) -> list[Device]:
         return [Device("cpu")]
 
+    def kernel_factory(self, node: Node):
+        """The node's kernel factory, or None when this backend has none."""
+        if node.domain:
+            return reference_kernel if (node.domain, node.op) in self.domain_ops else None
+        return self.kernels.get(node.op)
+
     def supports(self, node: Node, types: Sequence[TensorType | None]) -> bool:
-        if node.domain or node.op not in self.kernels:
+        if self.kernel_factory(node) is None:
             return False
-        opdef = registry.get(node.op)
+        opdef = registry.get(node.op, node.domain)
         for i, t in enumerate(types):
             if t is not None and "?" not in type_key(t) and type_key(t) not in opdef.dtypes(opdef.input_param(i).type):
                 return False
@@ -108,7 +116,7 @@ class CPUBackend(KernelBackend):
         graph, activations = fuse(constant)
 
         def make_kernel(node: Node, types):
-            kernel = self.kernels[node.op](node, types)
+            kernel = self.kernel_factory(node)(node, types)
             act = activations.get(node.name)
             if act is None:
                 return kernel

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from dh_core.ops.normalization import float_attr
 
 from dh_core.backend import Kernel
 from dh_core.ir import Node, TensorType
@@ -25,7 +26,7 @@ def batch_norm_factory(node: Node, types: Sequence[TensorType | None]) -> Kernel
         from .backend import reference_kernel
 
         return reference_kernel(node, types)
-    epsilon = float(np.float32(attrs["epsilon"]))  # a float attribute as ONNX stores it, like the reference
+    epsilon = float(np.float32(attrs["epsilon"]))  # ONNX stores float attributes as float32
     cache: list = [(), None]
 
     def affine(x: np.ndarray, params: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -53,7 +54,7 @@ def batch_norm_factory(node: Node, types: Sequence[TensorType | None]) -> Kernel
 def lrn_factory(node: Node, types: Sequence[TensorType | None]) -> Kernel:
     """Kernel of LRN: X / (bias + alpha / size * window sum of X**2) ** beta over channels."""
     attrs = node_attrs(node)
-    size, beta = int(attrs["size"]), float(attrs["beta"])
+    size, beta = int(attrs["size"]), float(np.float32(attrs["beta"]))
     before, after = (size - 1) // 2, size // 2
 
     def kernel(x: np.ndarray) -> np.ndarray:
@@ -65,14 +66,14 @@ def lrn_factory(node: Node, types: Sequence[TensorType | None]) -> Kernel:
             total[:, d:] += squares[:, :-d]
         for d in range(1, after + 1):
             total[:, :-d] += squares[:, d:]
-        total *= ct.type(float(attrs["alpha"])) / ct.type(size)
-        total += ct.type(float(attrs["bias"]))
+        total *= float_attr(attrs["alpha"], ct) / ct.type(size)
+        total += float_attr(attrs["bias"], ct)
         if beta == 0.75:  # d ** -0.75 as (1 / sqrt(d)) * sqrt(1 / sqrt(d)): two square roots, no pow
             np.sqrt(total, out=total)
             np.reciprocal(total, out=total)
             np.multiply(total, np.sqrt(total), out=total)
         else:
-            np.power(total, ct.type(-beta), out=total)
+            np.power(total, -float_attr(beta, ct), out=total)
         total *= xs
         return total.astype(x.dtype, copy=False)
 

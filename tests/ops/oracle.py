@@ -6,6 +6,7 @@ import itertools
 
 import numpy as np
 import onnx
+from dh_core.conformance.runner import value_type
 from dh_core.ops import registry
 from dh_core.ops.base import Decomposer, InferContext
 from onnx import helper
@@ -66,7 +67,7 @@ def decomposed(op: str, inputs, attrs=None, n_outputs: int = 1, constant_inputs=
     assert opdef.composite, f"{op} is not a composite"
     names = [f"x{i}" if x is not None else "" for i, x in enumerate(inputs)]
     node = Node(op, names, [f"y{i}" for i in range(n_outputs)], dict(attrs or {}), name=op)
-    types = [None if x is None else TensorType(dt.name_of(x.dtype), x.shape) for x in inputs]
+    types = [None if x is None else value_type(x) for x in inputs]
     consts = [x if i in constant_inputs else None for i, x in enumerate(inputs)]
     counter = itertools.count()
     d = Decomposer(node, types, opdef.full_attrs(node), consts, lambda base: f"{base}_{next(counter)}")
@@ -75,7 +76,8 @@ def decomposed(op: str, inputs, attrs=None, n_outputs: int = 1, constant_inputs=
     env.update(d.initializers)
     for sub in d.nodes:
         sub_def = registry.get(sub.op)
-        results = sub_def.run_reference(sub, [env[i] if i else None for i in sub.inputs])
+        results = sub_def.run_reference(sub, [env[i] if i else None for i in sub.inputs],
+                                        env if sub_def.reads_outer else None)
         for name, r in zip(sub.outputs, results):
             if name:
                 env[name] = r

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from dh_core.ops.registry import qualified
 
 from dh_core.errors import GraphError, ModelLoadError, UnsupportedOpError
 
@@ -46,7 +47,7 @@ def selected_cases(ops: Sequence[str] | None = None) -> list[Any]:
     if not ops:
         return list(cases)
     wanted = set(ops)
-    return [c for c in cases if wanted & {n.op_type for n in c.model.graph.node}]
+    return [c for c in cases if wanted & {qualified(n.op_type, n.domain) for n in c.model.graph.node}]
 
 
 def expected_failure(manifest: dict, name: str) -> tuple[str | None, bool]:
@@ -64,9 +65,9 @@ def expected_failure(manifest: dict, name: str) -> tuple[str | None, bool]:
 
 def run_case(backend: Any, case: Any) -> NodeResult:
     """Import a case's model, run every data set on ``backend`` and compare."""
+    from dh_core.onnx_io import import_model
     from onnx.backend.test.runner import Runner
 
-    from dh_core.onnx_io import import_model
     from dh_core.session import Session
 
     try:

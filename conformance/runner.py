@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from dh_core import backends as backend_registry
+from dh_core import dtypes as dt
 from dh_core.errors import DeviceError, DHError
 from dh_core.ir import Graph, Node, TensorType, Value
 from dh_core.ops import registry
@@ -98,7 +99,7 @@ class CaseResult:
 # -- what to run ----------------------------------------------------------------------
 def cases(ops: Sequence[str] | None = None, dtypes: Sequence[str] | None = None) -> list[Case]:
     """Every (op, dtype) of the op library that has samples, optionally filtered."""
-    known = {op.name for op in registry.all_ops() if not op.domain}
+    known = {registry.qualified(op.name, op.domain) for op in registry.all_ops()}
     sampled = all_samples()
     names = sorted(known & set(sampled))
     if ops is not None:
@@ -142,8 +143,9 @@ def one_node_graph(op: str, sample: Sample, n_outputs: int | None = None) -> Gra
     if n_outputs is None:
         n_outputs = sample.n_outputs if sample.n_outputs is not None else default_outputs(op)
     names = [f"x{i}" if x is not None else "" for i, x in enumerate(sample.inputs)]
-    node = Node(op, names, [f"y{i}" for i in range(n_outputs)], dict(sample.attrs), name=op)
-    inputs = [Value(n, TensorType(x.dtype.name, x.shape)) for n, x in zip(names, sample.inputs) if n]
+    name, domain = registry.split_qualified(op)
+    node = Node(name, names, [f"y{i}" for i in range(n_outputs)], dict(sample.attrs), name=name, domain=domain)
+    inputs = [Value(n, TensorType(dt.of(x), x.shape)) for n, x in zip(names, sample.inputs) if n]
     graph = Graph([node], inputs, [Value(o) for o in node.outputs], name=f"conformance_{op}")
     try:
         infer_types(graph)
@@ -154,7 +156,7 @@ def one_node_graph(op: str, sample: Sample, n_outputs: int | None = None) -> Gra
 
 def default_outputs(op: str) -> int:
     """How many outputs a node of the op has when nobody says: its required ones."""
-    opdef = registry.get(op)
+    opdef = registry.get(*registry.split_qualified(op))
     return sum(1 for p in opdef.outputs if not p.optional and not p.variadic) or 1
 
 
@@ -185,7 +187,7 @@ def reference_outputs(op: str, sample: Sample) -> list[np.ndarray]:
     node = Node(op, [f"x{i}" if x is not None else "" for i, x in enumerate(sample.inputs)], ["y0"],
                 dict(sample.attrs), name=op)
     try:
-        results = registry.get(op).run_reference(node, list(sample.inputs))
+        results = registry.get(*registry.split_qualified(op)).run_reference(node, list(sample.inputs))
     except Exception as exc:
         raise CaseFailure(f"the numpy reference raised (a bug of the op library or its samples): "
                           f"{type(exc).__name__}: {exc}") from exc
@@ -205,7 +207,7 @@ def compare(actual: Sequence[np.ndarray], expected: Sequence[np.ndarray], rtol: 
         if got.shape != want.shape:
             raise CaseFailure(f"output {i} has shape {list(got.shape)}, the reference {list(want.shape)}")
         if want.dtype.kind == "f":
-            r, a = (rtol, atol) if np.dtype(dtype).kind == "f" else _default_tolerance(want.dtype.name)
+            r, a = (rtol, atol) if dt.to_numpy(dtype).kind == "f" else _default_tolerance(want.dtype.name)
             try:
                 np.testing.assert_allclose(got.astype(np.float64), want.astype(np.float64), rtol=r, atol=a,
                                            equal_nan=True, err_msg=f"output {i}")

@@ -7,13 +7,16 @@ from typing import Any, Union
 
 import numpy as np
 
-from .dtypes import ALL
+from .dtypes import ALL, STRING, of
 from .errors import GraphError
 
 Dim = Union[int, str, None]
 """A dimension: a size, a symbol such as ``"N"``, or None when unknown."""
 
 DEFAULT_OPSET = 28
+
+DOMAIN_OPSETS = {"ai.onnx.ml": 5}
+"""The opset of each other domain that the library has ops in: their canonical form."""
 
 
 @dataclass(frozen=True)
@@ -24,7 +27,7 @@ class TensorType:
     shape: tuple[Dim, ...] | None = None
 
     def __post_init__(self):
-        if self.dtype not in ALL:
+        if self.dtype not in ALL and self.dtype not in STRING:
             raise GraphError(f"unknown dtype '{self.dtype}'")
         if self.shape is not None and not isinstance(self.shape, tuple):
             object.__setattr__(self, "shape", tuple(self.shape))
@@ -123,7 +126,7 @@ class Graph:
             if v.type is not None:
                 self.value_types.setdefault(v.name, v.type)
         for k, arr in self.initializers.items():
-            self.value_types.setdefault(k, TensorType(arr.dtype.name, arr.shape))
+            self.value_types.setdefault(k, TensorType(of(arr), arr.shape))
 
     # -- queries -------------------------------------------------------------
     @property
@@ -211,7 +214,7 @@ class Graph:
         outs = ", ".join(str(Value(v.name, self.value_types.get(v.name, v.type))) for v in self.outputs)
         lines = [f"graph {self.name} (opset {self.opset}) ({ins}) -> ({outs}) {{"]
         for name, arr in self.initializers.items():
-            lines.append(f"  %{name}: {TensorType(arr.dtype.name, arr.shape)} = initializer")
+            lines.append(f"  %{name}: {TensorType(of(arr), arr.shape)} = initializer")
         for n in self.nodes:
             lines.append("  " + str(n))
             for sub in subgraphs(n):

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from . import backends as backend_registry
+from . import dtypes as dt
 from .backend import Device
 from .errors import DeviceError, DHError, InputError
 from .ir import Graph, TensorType, Value
@@ -182,12 +183,13 @@ class Session:
         if name not in feeds:
             raise InputError(f"missing input '{name}'")
         value = feeds[name]
-        arr = value if isinstance(value, np.ndarray) else np.asarray(value)
+        arr = dt.as_ir_array(value)
         expected: TensorType | None = self.graph.value_types.get(name)
         if expected is None:
             return arr
-        if arr.dtype.name != expected.dtype:
-            raise InputError(f"input '{name}' has dtype {arr.dtype.name}; the model expects {expected.dtype}")
+        dtype = dt.of(arr) if arr.dtype.kind in "OU" else arr.dtype.name
+        if dtype != expected.dtype:
+            raise InputError(f"input '{name}' has dtype {dtype}; the model expects {expected.dtype}")
         if expected.shape is not None:
             if arr.ndim != len(expected.shape):
                 raise InputError(f"input '{name}' has shape {list(arr.shape)}; the model expects rank "

@@ -16,7 +16,7 @@ from onnx import AttributeProto, GraphProto, NodeProto, ValueInfoProto, helper, 
 from dh_core import __version__
 from dh_core import dtypes as dt
 from dh_core.errors import GraphError
-from dh_core.ir import DEFAULT_OPSET, Graph, Node, TensorType, node_reads
+from dh_core.ir import DEFAULT_OPSET, DOMAIN_OPSETS, Graph, Node, TensorType, node_reads
 
 from .importer import REDUCE_AXES_INPUT_SINCE, REDUCE_AXES_MOVED
 
@@ -33,7 +33,7 @@ def export_model(graph: Graph, opset: int | None = None) -> onnx.ModelProto:
     exporter = _Exporter(target)
     proto = exporter.graph(graph, [])
     opsets = [helper.make_opsetid("", target)]
-    opsets += [helper.make_opsetid(domain, 1) for domain in sorted(exporter.domains)]
+    opsets += [helper.make_opsetid(domain, DOMAIN_OPSETS.get(domain, 1)) for domain in sorted(exporter.domains)]
     model = helper.make_model(proto, opset_imports=opsets, producer_name="dh", producer_version=__version__)
     model.ir_version = helper.find_min_ir_version_for(opsets, ignore_unknown=True)
     return model

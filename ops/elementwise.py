@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from dh_core import dtypes as dt
+from dh_core.errors import InputError
 from dh_core.ir import TensorType
 
 from .base import Attr, Decomposer, InferContext, OpDef, Param
@@ -841,10 +842,10 @@ class Mean(Variadic):
 @register
 class Equal(Compare):
     name = "Equal"
-    constraints = {"T": dt.ALL, "T1": ("bool",)}
+    constraints = {"T": dt.ALL + dt.STRING, "T1": ("bool",)}
 
     def reference(self, a, b):
-        return np.equal(a, b)
+        return np.equal(a, b).astype(bool)
 
 
 @register
@@ -976,19 +977,67 @@ class IsInf(IsNaN):
 class Cast(Elementwise):
     """Cast to the dtype with ONNX code ``to``. Float to int truncates toward zero (nan,
     inf and out-of-range values are undefined); int narrowing wraps; nonzero is true.
-    ``saturate`` and ``round_mode`` only concern float8/float4 targets."""
+    ``saturate`` and ``round_mode`` only concern float8/float4 targets. Strings: see
+    :func:`to_text` and :func:`from_text`."""
 
     name = "Cast"
     inputs = (Param("input", "T1"),)
     outputs = (Param("output", "T2"),)
     attrs = {"to": Attr("int"), "saturate": Attr("int", 1), "round_mode": Attr("string", "up")}
-    constraints = {"T1": dt.ALL, "T2": dt.ALL}
+    constraints = {"T1": dt.ALL + dt.STRING, "T2": dt.ALL + dt.STRING}
 
     def infer(self, ctx: InferContext):
         return [TensorType(dt.from_onnx(ctx.attrs["to"]), ctx.shape(0))]
 
     def reference(self, x, *, to, saturate, round_mode):
-        return x.astype(dt.from_onnx(to))
+        return cast(x, dt.from_onnx(to))
+
+
+def cast(x: np.ndarray, dtype: str) -> np.ndarray:
+    """``x`` as the IR dtype ``dtype``, string conversions included."""
+    if dtype in dt.STRING:
+        return to_text(x)
+    if x.dtype == object:
+        return from_text(x, dtype)
+    return x.astype(dtype)
+
+
+def to_text(x: np.ndarray) -> np.ndarray:
+    """Numbers as text: the shortest decimal that reads back as the same value in the
+    source dtype (``0.1``, ``1e-05``, ``1e+20``, ``100.0``), ``nan``, ``inf`` and
+    ``-inf``; integers in decimal; bools as ``True`` and ``False``."""
+    return x.astype(np.str_).astype(object)
+
+
+def from_text(x: np.ndarray, dtype: str) -> np.ndarray:
+    """Text as numbers: decimal and scientific notation; ``INF``, ``+INF``, ``-INF`` and
+    ``NaN`` in any case. A text with a fraction becomes an integer by truncation;
+    ``True``/``False`` (any case) or a number (nonzero is true) become bools. Other text
+    is undefined in ONNX and raises InputError."""
+    kind = np.dtype(dtype).kind
+
+    def parse(s: str):
+        text = s.strip()
+        if kind == "b" and text.lower() in ("true", "false"):
+            return text.lower() == "true"
+        try:
+            return int(text) if kind in "iu" else float(text)
+        except ValueError:
+            try:
+                value = float(text)
+            except ValueError:
+                raise InputError(f"Cast cannot read {s!r} as a number") from None
+            if kind in "iu":
+                if not math.isfinite(value):
+                    raise InputError(f"Cast cannot read {s!r} as an integer") from None
+                return int(value)
+            return value
+
+    values = [parse(s) for s in x.reshape(-1)]
+    if kind in "iu":
+        info = np.iinfo(dtype)
+        values = [(v - info.min) % (int(info.max) - int(info.min) + 1) + info.min for v in values]
+    return np.array(values, dtype=dtype).reshape(x.shape)
 
 
 @register
@@ -997,7 +1046,7 @@ class CastLike(Elementwise):
     inputs = (Param("input", "T1"), Param("target_type", "T2"))
     outputs = (Param("output", "T2"),)
     attrs = {"saturate": Attr("int", 1), "round_mode": Attr("string", "up")}
-    constraints = {"T1": dt.ALL, "T2": dt.ALL}
+    constraints = {"T1": dt.ALL + dt.STRING, "T2": dt.ALL + dt.STRING}
     composite = True
 
     def infer(self, ctx: InferContext):
@@ -1005,7 +1054,7 @@ class CastLike(Elementwise):
         return [None if dtype is None else TensorType(dtype, ctx.shape(0))]
 
     def reference(self, x, target, *, saturate, round_mode):
-        return x.astype(target.dtype)
+        return cast(x, dt.of(target))
 
     def decompose(self, d):
         d.op("Cast", d.inputs[0], outputs=d.outputs, to=dt.onnx_code(d.dtype(1)),
@@ -1017,7 +1066,7 @@ class Identity(Elementwise):
     name = "Identity"
     inputs = (Param("input", "V"),)
     outputs = (Param("output", "V"),)
-    constraints = {"V": dt.ALL}
+    constraints = {"V": dt.ALL + dt.STRING}
 
     def infer(self, ctx: InferContext):
         return [ctx.types[0]]

@@ -4,11 +4,13 @@ from . import (  # noqa: F401
     elementwise,
     indexing,
     linalg,
+    ml,
     normalization,
     quantize,
     reduce,
     rnn,
     shape,
     signal,
+    strings,
     vision,
 )

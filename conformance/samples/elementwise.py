@@ -149,7 +149,7 @@ samples("Sum", dt.FLOATS)(variadic)
 samples("Mean", dt.FLOATS)(variadic)
 
 # -- comparison and logic ------------------------------------------------------
-samples("Equal", dt.ALL)(binary)
+samples("Equal", dt.ALL + dt.STRING)(binary)
 samples("Less", dt.NUMERIC)(binary)
 samples("Greater", dt.NUMERIC)(binary)
 samples("LessOrEqual", dt.NUMERIC)(binary)
@@ -172,36 +172,51 @@ def where(dtype):
 samples("IsNaN", dt.FLOATS)(unary)
 samples("IsInf", dt.FLOATS)(lambda dtype: with_attrs(
     unary(dtype), detect_negative=st.integers(0, 1), detect_positive=st.integers(0, 1)))
-samples("Identity", dt.ALL)(unary)
+samples("Identity", dt.ALL + dt.STRING)(unary)
 
 
 # -- casts ---------------------------------------------------------------------
+CAST_TYPES = dt.ALL + dt.STRING
+
+
 def cast_source(dtype: str, target: str, shape):
     """Source values for a cast: float to int only from finite values whose truncation
-    fits the target (anything else is undefined in ONNX)."""
-    src, dst = np.dtype(dtype), np.dtype(target)
+    fits the target (anything else is undefined in ONNX); text to numbers only from
+    numbers of the target's range written as text (also ``INF``, ``+INF``, ``-INF``
+    and ``NaN`` in any case for floats)."""
+    src, dst = dt.to_numpy(dtype), dt.to_numpy(target)
+    if src.kind == "O" and dst.kind != "O":
+        return number_texts(target, shape)
     if src.kind == "f" and dst.kind in "iu":
         info = np.iinfo(dst)
         return arrays(dtype, shape, special=False, min_value=max(info.min, -1000), max_value=min(info.max, 1000))
     return arrays(dtype, shape)
 
 
-@samples("Cast", dt.ALL)
+def number_texts(dtype: str, shape):
+    """Numbers of ``dtype`` as text."""
+    special = st.sampled_from(["INF", "+INF", "-INF", "NaN", "inf", "-Inf", "nan"])
+    value = elements(dtype).map(lambda v: str(np.asarray(v, dtype)))
+    text = st.one_of(value, special) if dt.to_numpy(dtype).kind == "f" else value
+    return hnp.arrays(object, shape, elements=text)
+
+
+@samples("Cast", CAST_TYPES)
 def cast(dtype):
     @st.composite
     def draw(draw_):
-        target = draw_(st.sampled_from(dt.ALL))
+        target = draw_(st.sampled_from(CAST_TYPES))
         x = draw_(cast_source(dtype, target, shapes()))
         return Sample([x], {"to": dt.onnx_code(target)})
 
     return draw()
 
 
-@samples("CastLike", dt.ALL)
+@samples("CastLike", CAST_TYPES)
 def cast_like(dtype):
     @st.composite
     def draw(draw_):
-        target = draw_(st.sampled_from(dt.ALL))
+        target = draw_(st.sampled_from(CAST_TYPES))
         x = draw_(cast_source(dtype, target, shapes()))
         like = draw_(arrays(target, shapes(max_dims=2)))
         return Sample([x, like])

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import dtypes as dt
 from ..ir import Graph, TensorType, subgraphs
 from ..ops import registry
 
@@ -27,7 +28,7 @@ def fold_constants(graph: Graph, max_elements: int = 1 << 24) -> Graph:
         for name, value in zip(node.outputs, results):
             if name:
                 graph.initializers[name] = value
-                graph.value_types[name] = TensorType(value.dtype.name, value.shape)
+                graph.value_types[name] = TensorType(dt.of(value), value.shape)
     graph.nodes = kept
     return graph
 
@@ -36,7 +37,7 @@ def _constant_inputs(graph: Graph, node) -> list | None:
     if node.op == "Shape" and not node.domain:
         t = graph.value_types.get(node.inputs[0])
         if t is not None and t.is_static:
-            return [np.zeros(t.shape, dtype=t.dtype)]
+            return [np.zeros(t.shape, dtype=dt.to_numpy(t.dtype))]
         return None
     if registry.find(node.op, node.domain) is None:
         return None

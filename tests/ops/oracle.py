@@ -9,7 +9,8 @@ import onnx
 from onnx import helper
 from onnx.reference import ReferenceEvaluator
 
-from dh_core.ir import Node, TensorType
+from dh_core import dtypes as dt
+from dh_core.ir import DOMAIN_OPSETS, Node, TensorType
 from dh_core.ops import registry
 from dh_core.ops.base import Decomposer, InferContext
 
@@ -20,37 +21,59 @@ def _attr_value(v):
     return v
 
 
-def onnx_run(op: str, inputs, attrs=None, n_outputs: int = 1, opset: int = 28):
-    """Run one ONNX node with onnx.reference; None inputs are omitted optional ones."""
-    attrs = attrs or {}
+def _model(op: str, inputs, attrs, n_outputs: int, opset: int) -> tuple[onnx.ModelProto, dict]:
+    """A one-node model of ``op`` (a qualified name for ops of other domains) and its feeds."""
+    name, domain = registry.split_qualified(op)
     names = [f"x{i}" if x is not None else "" for i, x in enumerate(inputs)]
     outs = [f"y{i}" for i in range(n_outputs)]
-    node = helper.make_node(op, names, outs, **{k: _attr_value(v) for k, v in attrs.items()})
+    node = helper.make_node(name, names, outs, domain=domain or None,
+                            **{k: _attr_value(v) for k, v in (attrs or {}).items()})
     graph_inputs = [
         helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(x.dtype), x.shape)
         for n, x in zip(names, inputs) if x is not None]
     graph_outputs = [helper.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED, None) for o in outs]
-    model = helper.make_model(helper.make_graph([node], "g", graph_inputs, graph_outputs),
-                              opset_imports=[helper.make_opsetid("", opset)])
-    feeds = {n: x for n, x in zip(names, inputs) if x is not None}
+    opsets = [helper.make_opsetid("", opset)]
+    if domain:
+        opsets.append(helper.make_opsetid(domain, DOMAIN_OPSETS[domain]))
+    model = helper.make_model(helper.make_graph([node], "g", graph_inputs, graph_outputs), opset_imports=opsets)
+    return model, {n: x for n, x in zip(names, inputs) if x is not None}
+
+
+def onnx_run(op: str, inputs, attrs=None, n_outputs: int = 1, opset: int = 28):
+    """Run one ONNX node with onnx.reference; None inputs are omitted optional ones."""
+    model, feeds = _model(op, inputs, attrs, n_outputs, opset)
     return ReferenceEvaluator(model).run(None, feeds)
+
+
+def ort_run(op: str, inputs, attrs=None, n_outputs: int = 1, opset: int = 21):
+    """Run one ONNX node with onnxruntime (for ops onnx.reference gets wrong)."""
+    import onnxruntime
+
+    model, feeds = _model(op, inputs, attrs, n_outputs, opset)
+    model.ir_version = 10
+    for out in model.graph.output:
+        out.ClearField("type")  # onnxruntime infers the types; it rejects UNDEFINED
+    session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(None, feeds)
 
 
 def ours(op: str, inputs, attrs=None, n_outputs: int = 1):
     """Run one op through our numpy reference; returns a list of arrays."""
-    opdef = registry.get(op)
-    node = Node(op, [f"x{i}" if x is not None else "" for i, x in enumerate(inputs)],
-                [f"y{i}" for i in range(n_outputs)], dict(attrs or {}))
+    name, domain = registry.split_qualified(op)
+    opdef = registry.get(name, domain)
+    node = Node(name, [f"x{i}" if x is not None else "" for i, x in enumerate(inputs)],
+                [f"y{i}" for i in range(n_outputs)], dict(attrs or {}), domain=domain)
     return opdef.run_reference(node, list(inputs))[:n_outputs]
 
 
 def infer(op: str, inputs, attrs=None, n_outputs: int = 1, constant_inputs=()):
     """Our inferred output types for concrete inputs (constant_inputs: indices whose
     values are known to inference, as initializers would be)."""
-    opdef = registry.get(op)
-    node = Node(op, [f"x{i}" if x is not None else "" for i, x in enumerate(inputs)],
-                [f"y{i}" for i in range(n_outputs)], dict(attrs or {}))
-    types = [None if x is None else TensorType(x.dtype.name, x.shape) for x in inputs]
+    name, domain = registry.split_qualified(op)
+    opdef = registry.get(name, domain)
+    node = Node(name, [f"x{i}" if x is not None else "" for i, x in enumerate(inputs)],
+                [f"y{i}" for i in range(n_outputs)], dict(attrs or {}), domain=domain)
+    types = [None if x is None else TensorType(dt.of(x), x.shape) for x in inputs]
     consts = [x if i in constant_inputs else None for i, x in enumerate(inputs)]
     return opdef.infer(InferContext(node, types, opdef.full_attrs(node), consts))
 
@@ -62,7 +85,7 @@ def decomposed(op: str, inputs, attrs=None, n_outputs: int = 1, constant_inputs=
     assert opdef.composite, f"{op} is not a composite"
     names = [f"x{i}" if x is not None else "" for i, x in enumerate(inputs)]
     node = Node(op, names, [f"y{i}" for i in range(n_outputs)], dict(attrs or {}), name=op)
-    types = [None if x is None else TensorType(x.dtype.name, x.shape) for x in inputs]
+    types = [None if x is None else TensorType(dt.of(x), x.shape) for x in inputs]
     consts = [x if i in constant_inputs else None for i, x in enumerate(inputs)]
     counter = itertools.count()
     d = Decomposer(node, types, opdef.full_attrs(node), consts, lambda base: f"{base}_{next(counter)}")
@@ -80,7 +103,7 @@ def decomposed(op: str, inputs, attrs=None, n_outputs: int = 1, constant_inputs=
 
 def assert_matches(got, want, tolerance: tuple[float, float]) -> None:
     """Same dtype and shape; floats equal within (rtol, atol) with nan == nan, others exactly."""
-    got, want = np.asarray(got), np.asarray(want)
+    got, want = np.asarray(got), dt.as_ir_array(want)  # onnx.reference may give str_ arrays
     assert got.dtype == want.dtype, f"dtype {got.dtype} != {want.dtype}"
     assert got.shape == want.shape, f"shape {got.shape} != {want.shape}"
     if got.dtype.kind == "f":
@@ -102,7 +125,7 @@ def infer_compatible(inferred: TensorType | None, actual: np.ndarray) -> bool:
     but nothing wrong."""
     if inferred is None:
         return True
-    if inferred.dtype != actual.dtype.name:
+    if inferred.dtype != dt.of(actual):
         return False
     if inferred.shape is None:
         return True

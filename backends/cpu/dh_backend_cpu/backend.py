@@ -53,22 +53,23 @@ class QuietProgram(Program):
 
 
 class CPUBackend(KernelBackend):
-    """Runs every op of the library on the host; buffers are numpy arrays."""
+    """Runs every op of the library on the host; buffers are numpy arrays. Kernels are
+    keyed by :func:`registry.qualified` op names (``ai.onnx.ml.LabelEncoder``)."""
 
     name = "cpu"
     host_memory = True
 
     def __init__(self):
-        self.kernels = {op.name: reference_kernel for op in registry.all_ops() if not op.domain}
+        self.kernels = {registry.qualified(op.name, op.domain): reference_kernel for op in registry.all_ops()}
         self.kernels.update(fast_kernels())
 
     def devices(self) -> list[Device]:
         return [Device("cpu")]
 
     def supports(self, node: Node, types: Sequence[TensorType | None]) -> bool:
-        if node.domain or node.op not in self.kernels:
+        if registry.qualified(node.op, node.domain) not in self.kernels:
             return False
-        opdef = registry.get(node.op)
+        opdef = registry.get(node.op, node.domain)
         for i, t in enumerate(types):
             if t is not None and t.dtype not in opdef.dtypes(opdef.input_param(i).type):
                 return False
@@ -79,7 +80,7 @@ class CPUBackend(KernelBackend):
         graph, activations = fuse(subgraph)
 
         def make_kernel(node: Node, types):
-            kernel = self.kernels[node.op](node, types)
+            kernel = self.kernels[registry.qualified(node.op, node.domain)](node, types)
             act = activations.get(node.name)
             if act is None:
                 return kernel

@@ -24,6 +24,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from dh_core import dtypes as dt
 from dh_core.ir import Graph, Node, TensorType, node_reads
 
 from .conv import node_attrs
@@ -70,7 +71,7 @@ class _Rewriter:
         while name in self.g.initializers or name in self.producers or name in self.g.input_names:
             name += "_"
         self.g.initializers[name] = array
-        self.g.value_types[name] = TensorType(array.dtype.name, array.shape)
+        self.g.value_types[name] = TensorType(dt.of(array), array.shape)
         return name
 
     def unique_name(self, node: Node) -> None:

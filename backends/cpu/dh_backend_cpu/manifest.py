@@ -24,8 +24,6 @@ MANIFEST = {
             'sequence types are not in the IR yet',
         '^test_(?:optional|sequence|split_to)(?:_|$)':
             'sequence types are not in the IR yet',
-        '^test_(?:ai_onnx_ml_array|ai_onnx_ml_binarizer|ai_onnx_ml_tree)(?:_|$)':
-            'ai.onnx.ml ops are not in the library',
         '^test_(?!.*_expanded)(?:bernoulli)(?:_|$)':
             'op Bernoulli is not in the library yet',
         '^test_(?:bitcast)(?:_|$)':
@@ -66,14 +64,10 @@ MANIFEST = {
             'op Swish is not in the library yet',
         '^test_(?:tensorscatter)(?:_|$)':
             'op TensorScatter is not in the library yet',
-        '^test_(?:tfidfvectorizer)(?:_|$)':
-            'op TfIdfVectorizer is not in the library yet',
         '^test_(?!.*_expanded)(?:flexattention)(?:_|$)':
             'ops of domain ai.onnx.preview are not in the library',
         '^test_(?:adagrad|adam|gradient|momentum|nesterov)(?:_|$)':
             'ops of domain ai.onnx.preview.training are not in the library',
-        '^test_(?:ai_onnx_ml_label|equal_string|regex|string|strnorm|strnormalizer)(?:_|$)':
-            'string tensors are not in the IR',
         '^test_(?:batchnorm_epsilon_training|batchnorm_example_training|training)(?:_|$)':
             'training mode is not supported (inference only)',
     },

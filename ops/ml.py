@@ -51,7 +51,8 @@ def _lookup_keys(a: np.ndarray) -> list:
 class LabelEncoder(MLOp):
     """Maps each element of X through ``keys_*`` -> ``values_*`` (list or tensor
     attributes); elements that are no key get the default (``default_tensor``, else
-    ``default_string``/``default_int64``/``default_float`` by the values' kind). Float
+    ``default_string``/``default_int64``/``default_float`` by the values' kind, as
+    onnxruntime reads them). Float
     keys match bit for bit, so a nan key matches nan (and 0.0 is not -0.0)."""
 
     name = "LabelEncoder"

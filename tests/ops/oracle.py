@@ -45,18 +45,6 @@ def onnx_run(op: str, inputs, attrs=None, n_outputs: int = 1, opset: int = 28):
     return ReferenceEvaluator(model).run(None, feeds)
 
 
-def ort_run(op: str, inputs, attrs=None, n_outputs: int = 1, opset: int = 21):
-    """Run one ONNX node with onnxruntime (for ops onnx.reference gets wrong)."""
-    import onnxruntime
-
-    model, feeds = _model(op, inputs, attrs, n_outputs, opset)
-    model.ir_version = 10
-    for out in model.graph.output:
-        out.ClearField("type")  # onnxruntime infers the types; it rejects UNDEFINED
-    session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    return session.run(None, feeds)
-
-
 def ours(op: str, inputs, attrs=None, n_outputs: int = 1):
     """Run one op through our numpy reference; returns a list of arrays."""
     name, domain = registry.split_qualified(op)

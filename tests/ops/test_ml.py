@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 from dh_core.conformance.samples import all_samples
 from dh_core.ops import registry
+from dh_core.ops.ml import AVERAGE, NONE, PROBIT, SUM
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-
-from dh_core.ops.ml import AVERAGE, NONE, PROBIT, SUM
 
 from .oracle import assert_matches, infer, infer_compatible, onnx_run, ours
 
@@ -59,7 +58,7 @@ def test_reference_matches_oracle(op, dtype, data):
         attrs = dict(sample.attrs)
         if op.endswith("LabelEncoder"):
             # onnx.reference matches float keys by value (0.0 == -0.0); the spec bit for bit
-            keys = [v for k, v in attrs.items() if k.startswith("keys_")][0]
+            keys = next(v for k, v in attrs.items() if k.startswith("keys_"))
             assume(not np.any(np.signbit(np.asarray(keys, dtype=np.float64)) & (np.asarray(keys) == 0))
                    if np.asarray(keys).dtype.kind == "f" else True)
         if "values_tensor" in attrs and "default_tensor" not in attrs:

@@ -1,16 +1,22 @@
 """Imports every built-in op family so that their ops register."""
 from . import (  # noqa: F401
+    control,
     conv,
     elementwise,
     indexing,
     linalg,
+    loss,
     ml,
     normalization,
     quantize,
+    random,
     reduce,
     rnn,
+    sequence,
+    sequence_models,
     shape,
     signal,
     strings,
+    training,
     vision,
 )

@@ -28,18 +28,6 @@ def get(op: str, domain: str = "") -> OpDef:
     return opdef
 
 
-def qualified(op: str, domain: str = "") -> str:
-    """The name of an op with its domain, as ``ai.onnx.ml.LabelEncoder`` (just the op's
-    name in the default domain)."""
-    return f"{domain}.{op}" if domain and domain != "ai.onnx" else op
-
-
-def split_qualified(name: str) -> tuple[str, str]:
-    """``(op, domain)`` of a :func:`qualified` name."""
-    domain, _, op = name.rpartition(".")
-    return op, domain
-
-
 def all_ops() -> list[OpDef]:
     """Every registered op, sorted by name."""
     _load_families()

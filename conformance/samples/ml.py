@@ -1,4 +1,4 @@
-"""Samples for the ops of the ai.onnx.ml domain (named ``ai.onnx.ml.<op>``)."""
+"""Samples for the ops of the ai.onnx.ml domain."""
 from __future__ import annotations
 
 import numpy as np
@@ -19,7 +19,7 @@ def _label_values(dtype: str):
     return elements(dtype, special=False, min_value=-50, max_value=50)
 
 
-@samples("ai.onnx.ml.LabelEncoder", LABEL_TYPES)
+@samples("LabelEncoder", LABEL_TYPES)
 def label_encoder(dtype):
     """Keys of the input's dtype, values of any label dtype, as list attributes where
     the dtype has one, else (or when drawn) as tensors; a default of the values' form
@@ -51,7 +51,7 @@ def label_encoder(dtype):
     return draw()
 
 
-@samples("ai.onnx.ml.ArrayFeatureExtractor", ("float32", "float64", "int64", "int32") + dt.STRING)
+@samples("ArrayFeatureExtractor", ("float32", "float64", "int64", "int32") + dt.STRING)
 def array_feature_extractor(dtype):
     @st.composite
     def draw(draw_):
@@ -64,13 +64,13 @@ def array_feature_extractor(dtype):
     return draw()
 
 
-@samples("ai.onnx.ml.Binarizer", ("float32", "float64", "int64", "int32"))
+@samples("Binarizer", ("float32", "float64", "int64", "int32"))
 def binarizer(dtype):
     return st.tuples(arrays(dtype, shapes(), min_value=-10, max_value=10), st.floats(-5, 5, width=32)).map(
         lambda xt: Sample([xt[0]], {"threshold": xt[1]}))
 
 
-@samples("ai.onnx.ml.TreeEnsemble", dt.FLOATS, tolerance={"float16": (1e-2, 1e-2)})
+@samples("TreeEnsemble", dt.FLOATS, tolerance={"float16": (1e-2, 1e-2)})
 def tree_ensemble(dtype):
     """One to three random trees of depth up to 3 over 1 to 3 features, every mode
     (splits drawn from a few values that X shares, so equality matters), nan features

@@ -145,6 +145,26 @@ def test_conv_chunks_batches_and_refreshes_weights(monkeypatch):
         check_float(kernel(x, w), expected, "float32")
 
 
+@pytest.mark.parametrize("wshape,attrs", [
+    ((6, 1, 3, 3), {"group": 6, "pads": [1, 1, 1, 1]}),
+    ((2, 6, 3, 3), {"pads": [1, 0, 2, 1], "strides": [2, 1]}),
+    ((9, 6, 3, 2), {"pads": [1, 1, 1, 1], "dilations": [2, 1]}),
+    ((4, 6, 1, 1), {"strides": [2, 3]}),
+])
+def test_conv_reuses_its_buffers_across_calls(wshape, attrs):
+    """A kernel keeps its work buffers between calls: new values and new shapes through
+    the same kernel still give the oracle's results."""
+    rng = np.random.default_rng(2)
+    kernel = conv_factory(Node("Conv", ["x", "w"], ["y"], attrs), [])
+    w = rng.standard_normal(wshape).astype(np.float32)
+    for shape in [(1, 6, 7, 8), (1, 6, 7, 8), (2, 6, 5, 9), (1, 6, 7, 8)]:
+        x = rng.standard_normal(shape).astype(np.float32)
+        first = kernel(x, w)
+        check_float(first, onnx_run("Conv", as64([x, w]), attrs)[0], "float32")
+        kernel(rng.standard_normal(shape).astype(np.float32), w)
+        check_float(first, onnx_run("Conv", as64([x, w]), attrs)[0], "float32")
+
+
 @pytest.mark.parametrize("op,shapes,attrs", [
     ("Conv", [(0, 4, 5, 5), (6, 4, 3, 3)], {"pads": [1, 1, 1, 1]}),
     ("Conv", [(2, 0, 5, 5), (6, 0, 3, 3)], {}),
@@ -604,3 +624,53 @@ def test_fused_node_names_are_unique():
     names = [n.name for n in fused.nodes]
     assert len(fused.nodes) == 2 and len(set(names)) == 2 and set(activations) == set(names)
     assert_same_results(graph, fused, activations, {"x": rng.standard_normal((2, 4)).astype(np.float32)})
+
+
+@pytest.mark.parametrize("conv_bias", [True, False])
+def test_channel_constants_fold_into_conv(conv_bias):
+    """Conv -> BatchNormalization -> Mul -> Add (constants per channel, either operand
+    order) -> Relu becomes one Conv with an activation."""
+    rng = np.random.default_rng(11)
+    graph = conv_graph(rng, [Node("Mul", ["bn", "k"], ["m"], {}, "mul"), Node("Add", ["d", "m"], ["a"], {}, "add"),
+                             Node("Relu", ["a"], ["y"], {}, "relu")], conv_bias)
+    graph.initializers["k"] = rng.uniform(-2, 2, (4, 1, 1)).astype(np.float32)
+    graph.initializers["d"] = rng.standard_normal((1, 4, 1, 1)).astype(np.float32)
+    fused, activations = fuse(graph)
+    assert [n.op for n in fused.nodes] == ["Conv"] and list(activations) == [fused.nodes[0].name]
+    assert fused.nodes[0].outputs == ["y"] and not {"k", "d"} & set(fused.initializers)
+    assert_same_results(graph, fused, activations, {"x": rng.standard_normal((2, 3, 5, 5)).astype(np.float32)})
+
+
+def test_channel_constants_fold_into_batchnorm():
+    """A BatchNormalization after a non-Conv takes the following per-channel Mul (a scalar
+    here) and Add into its scale and bias, and the Relu as its activation."""
+    rng = np.random.default_rng(12)
+    inits = {"scale": rng.uniform(0.5, 2, 4).astype(np.float32), "shift": rng.standard_normal(4).astype(np.float32),
+             "mean": rng.standard_normal(4).astype(np.float32), "var": rng.uniform(0.5, 2, 4).astype(np.float32),
+             "k": np.array(-1.5, np.float32), "d": rng.standard_normal((4, 1, 1)).astype(np.float32)}
+    nodes = [Node("MaxPool", ["x"], ["p"], {"kernel_shape": [2, 2]}, "pool"),
+             Node("BatchNormalization", ["p", "scale", "shift", "mean", "var"], ["bn"], {}, "bn"),
+             Node("Mul", ["k", "bn"], ["m"]), Node("Add", ["m", "d"], ["a"]), Node("Relu", ["a"], ["y"])]
+    graph = Graph(nodes, [Value("x", TensorType("float32", (2, 4, 5, 5)))], [Value("y")], inits,
+                  value_types={"p": TensorType("float32", (2, 4, 4, 4))})
+    fused, activations = fuse(graph)
+    assert [n.op for n in fused.nodes] == ["MaxPool", "BatchNormalization"] and list(activations) == ["bn"]
+    assert_same_results(graph, fused, activations, {"x": rng.standard_normal((2, 4, 5, 5)).astype(np.float32)})
+
+
+@pytest.mark.parametrize("operand", ["spatial", "graph input", "other dtype"])
+def test_constants_that_are_not_per_channel_stay(operand):
+    """A Mul whose operand varies along a spatial axis, is not a constant, or has another
+    dtype is left alone."""
+    rng = np.random.default_rng(13)
+    graph = conv_graph(rng, [Node("Mul", ["bn", "k"], ["y"], {}, "mul")])
+    if operand == "spatial":
+        graph.initializers["k"] = rng.standard_normal((4, 1, 5)).astype(np.float32)
+    elif operand == "other dtype":
+        graph.initializers["k"] = rng.standard_normal((4, 1, 1)).astype(np.float64)
+    else:
+        graph.inputs.append(Value("k", TensorType("float32", (4, 1, 1))))
+    fused, _ = fuse(graph)
+    assert [n.op for n in fused.nodes] == ["Conv", "Mul"]
+    if operand == "spatial":
+        assert_same_results(graph, fused, {}, {"x": rng.standard_normal((2, 3, 5, 5)).astype(np.float32)})

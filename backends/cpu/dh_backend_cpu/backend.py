@@ -1,18 +1,26 @@
 """The CPU backend: numpy/BLAS kernels, falling back to the op library's references."""
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
 import numpy as np
 
 from dh_core.backend import Device, KernelBackend, Program, returns_tuple
-from dh_core.ir import Graph, Node, TensorType
+from dh_core.ir import Graph, Node, TensorType, implicit_inputs, type_key
 from dh_core.ops import registry
+from dh_core.ops.base import as_value
+from dh_core.passes import fold_constants
 
 from .conv import conv_factory, conv_transpose_factory
 from .fusion import fuse
-from .pool import (average_pool_factory, global_average_pool_factory, global_max_pool_factory,
-                   max_pool_factory)
+from .normalization import batch_norm_factory, lrn_factory, sum_factory
+from .pool import (
+    average_pool_factory,
+    global_average_pool_factory,
+    global_max_pool_factory,
+    max_pool_factory,
+)
 
 
 def reference_kernel(node: Node, types: Sequence[TensorType | None]):
@@ -20,7 +28,9 @@ def reference_kernel(node: Node, types: Sequence[TensorType | None]):
     opdef = registry.get(node.op, node.domain)
     attrs = opdef.full_attrs(node)
     ref = _unwrapped(opdef.reference)
-    asarray = np.asarray
+    if opdef.reads_outer:
+        return _control_kernel(node, ref, attrs)
+    asarray = as_value if opdef.makes_values else np.asarray
     if returns_tuple(node):
         def multi(*xs):
             result = ref(*xs, **attrs)
@@ -32,6 +42,20 @@ def reference_kernel(node: Node, types: Sequence[TensorType | None]):
     if attrs:
         return lambda *xs: asarray(ref(*xs, **attrs))
     return lambda *xs: asarray(ref(*xs))
+
+
+def _control_kernel(node: Node, ref, attrs: dict):
+    """The kernel of a node with subgraphs: its inputs, then the outer values its
+    subgraphs read (as the Program passes them); the reference evaluates the bodies."""
+    n_inputs = len(node.inputs)
+    outer_names = implicit_inputs(node)
+
+    def run(*xs):
+        outer = dict(zip(outer_names, xs[n_inputs:]))
+        result = ref(*xs[:n_inputs], outer=outer, **attrs)
+        return tuple(as_value(r) for r in result) if isinstance(result, tuple) else (as_value(result),)
+
+    return run
 
 
 def _unwrapped(method):
@@ -53,37 +77,51 @@ class QuietProgram(Program):
 
 
 class CPUBackend(KernelBackend):
-    """Runs every op of the library on the host; buffers are numpy arrays. Kernels are
-    keyed by :func:`registry.qualified` op names (``ai.onnx.ml.LabelEncoder``)."""
+    """Runs every op of the library on the host; buffers are numpy arrays (lists of
+    them for sequences, None for an absent optional). Control flow (If, Loop, Scan,
+    SequenceMap) and the sequence and optional ops run here only."""
 
     name = "cpu"
     host_memory = True
 
     def __init__(self):
-        self.kernels = {registry.qualified(op.name, op.domain): reference_kernel for op in registry.all_ops()}
+        self.kernels = {op.name: reference_kernel for op in registry.all_ops() if not op.domain}
         self.kernels.update(fast_kernels())
+        # library ops of domains other than ai.onnx run through their references
+        self.domain_ops = {(op.domain, op.name) for op in registry.all_ops() if op.domain}
 
     def devices(self) -> list[Device]:
         return [Device("cpu")]
 
+    def kernel_factory(self, node: Node):
+        """The node's kernel factory, or None when this backend has none."""
+        if node.domain:
+            return reference_kernel if (node.domain, node.op) in self.domain_ops else None
+        return self.kernels.get(node.op)
+
     def supports(self, node: Node, types: Sequence[TensorType | None]) -> bool:
-        if registry.qualified(node.op, node.domain) not in self.kernels:
+        if self.kernel_factory(node) is None:
             return False
         opdef = registry.get(node.op, node.domain)
         for i, t in enumerate(types):
-            if t is not None and t.dtype not in opdef.dtypes(opdef.input_param(i).type):
+            if t is not None and "?" not in type_key(t) and type_key(t) not in opdef.dtypes(opdef.input_param(i).type):
                 return False
         return True
 
     def compile(self, subgraph: Graph, device: Device) -> Program:
-        """Fuse (Conv+BatchNorm folding, MatMul+Add, producer+activation), then lower."""
-        graph, activations = fuse(subgraph)
+        """Fold every constant computation (of any size: the weights stay on the host
+        anyway), fuse (Conv+BatchNorm folding, per-channel Mul/Add folding, MatMul+Add,
+        producer+activation), then lower."""
+        constant = fold_constants(subgraph.copy(), max_elements=sys.maxsize)
+        graph, activations = fuse(constant)
 
         def make_kernel(node: Node, types):
-            kernel = self.kernels[registry.qualified(node.op, node.domain)](node, types)
+            kernel = self.kernel_factory(node)(node, types)
             act = activations.get(node.name)
             if act is None:
                 return kernel
+            if returns_tuple(node):
+                return lambda *xs: (act(kernel(*xs)[0]),)
             return lambda *xs: act(kernel(*xs))
 
         return QuietProgram.build(graph, make_kernel, np.asarray)
@@ -96,8 +134,12 @@ class CPUBackend(KernelBackend):
 
 
 def fast_kernels() -> dict:
-    """Kernels that beat the references: im2col/GEMM convolution, separable pooling."""
+    """Kernels that beat the references: GEMM convolution, separable pooling, per-channel
+    normalization."""
     return {
+        "BatchNormalization": batch_norm_factory,
+        "LRN": lrn_factory,
+        "Sum": sum_factory,
         "Conv": conv_factory,
         "ConvTranspose": conv_transpose_factory,
         "MaxPool": max_pool_factory,

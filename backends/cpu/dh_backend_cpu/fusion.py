@@ -4,8 +4,11 @@
 
 * Conv followed by inference BatchNormalization, all parameters constant: one Conv with
   folded weight and bias.
+* Conv or inference BatchNormalization followed by Mul or Add of a constant that varies
+  only along the channel axis: the scale or shift folds into the Conv's weight and bias
+  or the BatchNormalization's scale and bias.
 * MatMul of two matrices followed by Add of a constant bias: one Gemm.
-* Conv, ConvTranspose, Gemm, MatMul or Add followed by Relu, LeakyRelu, Clip (constant
+* Conv, ConvTranspose, Gemm, MatMul, Add, Sum or inference BatchNormalization followed by Relu, LeakyRelu, Clip (constant
   bounds), Sigmoid, HardSigmoid or Tanh: the activation node goes away, the producing node
   writes its output, and ``activations[node.name]`` is a function the backend applies
   in place to that node's result.
@@ -31,7 +34,7 @@ from .conv import node_attrs
 
 Activation = Callable[[np.ndarray], np.ndarray]
 
-PRODUCERS = ("Conv", "ConvTranspose", "Gemm", "MatMul", "Add")
+PRODUCERS = ("Conv", "ConvTranspose", "Gemm", "MatMul", "Add", "Sum", "BatchNormalization")
 """Ops whose kernels return a fresh array, so an activation may overwrite it."""
 
 
@@ -88,7 +91,9 @@ class _Rewriter:
         for node in list(self.g.nodes):
             if node.op == "BatchNormalization":
                 self.fold_batchnorm(node)
-            elif node.op == "Add":
+            elif node.op == "Mul":
+                self.fold_channel_constant(node, scale=True)
+            elif node.op == "Add" and not self.fold_channel_constant(node, scale=False):
                 self.matmul_add_to_gemm(node)
         self.finish()
 
@@ -105,8 +110,7 @@ class _Rewriter:
         """Conv -> BatchNormalization with constant parameters becomes one Conv."""
         consts = self.g.initializers
         conv = self.producers.get(bn.inputs[0])
-        if (conv is None or conv.op != "Conv" or any(bn.outputs[1:]) or not self.single_use(bn.inputs[0])
-                or node_attrs(bn)["training_mode"]):
+        if conv is None or conv.op != "Conv" or not _inference(bn) or not self.single_use(bn.inputs[0]):
             return
         w_name = conv.inputs[1]
         b_name = conv.inputs[2] if len(conv.inputs) > 2 else ""
@@ -126,6 +130,56 @@ class _Rewriter:
                        self.add_initializer(f"{base}_folded_B", new_b)]
         self.merge(conv, bn)
 
+    def fold_channel_constant(self, node: Node, scale: bool) -> bool:
+        """Conv or inference BatchNormalization -> Mul (``scale``) or Add of a constant per
+        channel becomes the producer with that constant folded into its parameters."""
+        consts = self.g.initializers
+        for i, j in ((0, 1), (1, 0)):
+            producer = self.producers.get(node.inputs[i])
+            c = consts.get(node.inputs[j])
+            if producer is None or c is None or not self.single_use(node.inputs[i]):
+                continue
+            if producer.op == "Conv":
+                names = producer.inputs[1:3]
+                if any(n and n not in consts for n in names):
+                    continue
+                w = consts[names[0]]
+                channels, rank, dtype = w.shape[0], w.ndim, w.dtype
+            elif producer.op == "BatchNormalization" and _inference(producer):
+                names = producer.inputs[1:3]
+                x_type = self.g.type_of(producer.inputs[0])
+                if not all(n in consts for n in names) or x_type is None or x_type.rank is None:
+                    continue
+                channels, rank, dtype = consts[names[0]].shape[0], x_type.rank, np.dtype(x_type.dtype)
+                if any(consts[n].dtype != dtype for n in names):
+                    continue
+            else:
+                continue
+            vector = _per_channel(c, channels, rank, dtype)
+            if vector is None:
+                continue
+            self._fold_into(producer, names, vector, scale)
+            self.merge(producer, node)
+            return True
+        return False
+
+    def _fold_into(self, producer: Node, names: list[str], vector: np.ndarray, scale: bool) -> None:
+        """Scale (or shift) the producer's output per channel through its parameters:
+        input 1 (weight or scale) and input 2 (bias)."""
+        consts = self.g.initializers
+        first = consts[names[0]]
+        bias = consts[names[1]] if len(names) > 1 and names[1] else np.zeros(first.shape[0], first.dtype)
+        base = producer.name or producer.outputs[0]
+        inputs = list(producer.inputs) + [""] * (3 - len(producer.inputs))
+        if scale:
+            factor = vector.reshape((-1,) + (1,) * (first.ndim - 1))
+            inputs[1] = self.add_initializer(f"{base}_scaled", (first.astype(np.float64) * factor).astype(first.dtype))
+            bias = bias.astype(np.float64) * vector
+        else:
+            bias = bias.astype(np.float64) + vector
+        inputs[2] = self.add_initializer(f"{base}_shifted", bias.astype(first.dtype))
+        producer.inputs = inputs
+
     def matmul_add_to_gemm(self, add: Node) -> None:
         """MatMul of two matrices -> Add of a constant bias becomes Gemm(A, B, bias)."""
         for i, j in ((0, 1), (1, 0)):
@@ -140,6 +194,22 @@ class _Rewriter:
             matmul.inputs = [*matmul.inputs, add.inputs[j]]
             self.merge(matmul, add)
             return
+
+
+def _inference(bn: Node) -> bool:
+    """A BatchNormalization in inference mode with only its Y output."""
+    return not any(bn.outputs[1:]) and not node_attrs(bn)["training_mode"]
+
+
+def _per_channel(c: np.ndarray, channels: int, rank: int, dtype: np.dtype) -> np.ndarray | None:
+    """``c`` as a float64 vector over the channels when, broadcast against a tensor of
+    ``rank`` whose axis 1 has ``channels``, it varies at most along that axis (None otherwise)."""
+    if c.dtype != dtype or rank < 2 or c.ndim > rank:
+        return None
+    shape = (1,) * (rank - c.ndim) + c.shape
+    if any(d != 1 for i, d in enumerate(shape) if i != 1) or shape[1] not in (1, channels):
+        return None
+    return np.broadcast_to(c.astype(np.float64).reshape(-1), (channels,)).copy()
 
 
 def _gemm_compatible(a: TensorType | None, b: TensorType | None, bias: np.ndarray) -> bool:

@@ -72,6 +72,19 @@ class _Window:
         return total
 
 
+def _windows(attrs: dict):
+    """A function from input shape to its _Window, computing each shape's once."""
+    known: dict[tuple, _Window] = {}
+
+    def get(shape: tuple[int, ...]) -> _Window:
+        win = known.get(shape)
+        if win is None:
+            win = known[shape] = _Window(attrs, shape)
+        return win
+
+    return get
+
+
 def _lowest(dtype: np.dtype):
     return -np.inf if dtype.kind == "f" else np.iinfo(dtype).min
 
@@ -84,8 +97,10 @@ def max_pool_factory(node: Node, types: Sequence[TensorType | None]) -> Kernel:
     want_indices = len(node.outputs) > 1 and bool(node.outputs[1])
     column_major = bool(attrs["storage_order"])
 
+    windows = _windows(attrs)
+
     def kernel(x: np.ndarray):
-        win = _Window(attrs, x.shape)
+        win = windows(x.shape)
         xp = win.pad(x, _lowest(x.dtype))
         if want_indices:
             y, indices = _max_with_indices(x, xp, win, column_major)
@@ -124,12 +139,18 @@ def average_pool_factory(node: Node, types: Sequence[TensorType | None]) -> Kern
     attrs = node_attrs(node)
     include_pad = bool(attrs["count_include_pad"])
 
+    windows = _windows(attrs)
+    counts: dict[tuple, np.ndarray] = {}
+
     def kernel(x: np.ndarray) -> np.ndarray:
-        win = _Window(attrs, x.shape)
+        win = windows(x.shape)
         ct = compute_dtype(x.dtype)
         total = win.reduce(win.pad(x.astype(ct, copy=False), 0), np.add)
+        key = (x.shape, ct)
+        if key not in counts:
+            counts[key] = win.counts(include_pad).astype(ct)
         with np.errstate(invalid="ignore", divide="ignore"):
-            total /= win.counts(include_pad).astype(ct)
+            total /= counts[key]
         return total.astype(x.dtype, copy=False)
 
     return kernel

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from dh_core import backends as backend_registry
-from dh_core import dtypes as dt
+from dh_core.dtypes import BFLOAT16, FLOATS, SMALL_FLOATS, name_of
 from dh_core.errors import DeviceError, DHError
 from dh_core.ir import Graph, Node, SequenceType, TensorType, Value
 from dh_core.ops import OpDef, registry
@@ -29,6 +29,9 @@ from dh_core.passes import infer_types
 
 from .report import Failure, Report
 from .samples import OpSamples, Sample, all_samples
+
+FLOAT_LIKE = BFLOAT16 + SMALL_FLOATS
+"""Low-precision floats, compared as floats (in float64, nan equal to nan)."""
 
 QUICK_EXAMPLES = 10
 THOROUGH_EXAMPLES = 100
@@ -168,8 +171,8 @@ def op_def(op: str) -> OpDef:
 def value_type(x: Any) -> TensorType | SequenceType:
     """The type of a sample value: a tensor, or a sequence for a list of arrays."""
     if isinstance(x, list):
-        return SequenceType(TensorType(dt.of(x[0])) if x else None)
-    return TensorType(dt.of(x), x.shape)
+        return SequenceType(TensorType(name_of(x[0].dtype)) if x else None)
+    return TensorType(name_of(x.dtype), x.shape)
 
 
 def default_outputs(op: str) -> int:
@@ -243,8 +246,8 @@ def compare(actual: Sequence[np.ndarray], expected: Sequence[np.ndarray], rtol: 
             raise CaseFailure(f"output {i} has dtype {got.dtype}, the reference {want.dtype}")
         if got.shape != want.shape:
             raise CaseFailure(f"output {i} has shape {list(got.shape)}, the reference {list(want.shape)}")
-        if want.dtype.kind == "f":
-            r, a = (rtol, atol) if dt.to_numpy(dtype).kind == "f" else _default_tolerance(want.dtype.name)
+        if want.dtype.kind == "f" or name_of(want.dtype) in FLOAT_LIKE:
+            r, a = (rtol, atol) if dtype in FLOAT_LIKE + FLOATS else _default_tolerance(name_of(want.dtype))
             try:
                 np.testing.assert_allclose(got.astype(np.float64), want.astype(np.float64), rtol=r, atol=a,
                                            equal_nan=True, err_msg=f"output {i}")

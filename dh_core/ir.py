@@ -7,7 +7,7 @@ from typing import Any, Union
 
 import numpy as np
 
-from .dtypes import ALL, STRING, of
+from .dtypes import ALL_TYPES, STRING, name_of
 from .errors import GraphError
 
 Dim = Union[int, str, None]
@@ -27,7 +27,7 @@ class TensorType:
     shape: tuple[Dim, ...] | None = None
 
     def __post_init__(self):
-        if self.dtype not in ALL and self.dtype not in STRING:
+        if self.dtype not in ALL_TYPES and self.dtype not in STRING:
             raise GraphError(f"unknown dtype '{self.dtype}'")
         if self.shape is not None and not isinstance(self.shape, tuple):
             object.__setattr__(self, "shape", tuple(self.shape))
@@ -150,7 +150,7 @@ class Graph:
             if v.type is not None:
                 self.value_types.setdefault(v.name, v.type)
         for k, arr in self.initializers.items():
-            self.value_types.setdefault(k, TensorType(of(arr), arr.shape))
+            self.value_types.setdefault(k, TensorType(name_of(arr.dtype), arr.shape))
 
     # -- queries -------------------------------------------------------------
     @property
@@ -238,7 +238,7 @@ class Graph:
         outs = ", ".join(str(Value(v.name, self.value_types.get(v.name, v.type))) for v in self.outputs)
         lines = [f"graph {self.name} (opset {self.opset}) ({ins}) -> ({outs}) {{"]
         for name, arr in self.initializers.items():
-            lines.append(f"  %{name}: {TensorType(of(arr), arr.shape)} = initializer")
+            lines.append(f"  %{name}: {TensorType(name_of(arr.dtype), arr.shape)} = initializer")
         for n in self.nodes:
             lines.append("  " + str(n))
             for sub in subgraphs(n):

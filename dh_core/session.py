@@ -10,6 +10,7 @@ import numpy as np
 from . import backends as backend_registry
 from . import dtypes as dt
 from .backend import Device
+from .dtypes import name_of
 from .errors import DeviceError, DHError, InputError
 from .ir import Graph, OptionalType, SequenceType, TensorType, Value, node_reads
 from .partition import FALLBACKS, Plan, assign, copies_for, memory_space, split
@@ -212,9 +213,8 @@ def _checked_array(name: str, value: Any, expected: TensorType | None) -> np.nda
     arr = dt.as_ir_array(value)
     if expected is None:
         return arr
-    dtype = dt.of(arr) if arr.dtype.kind in "OU" else arr.dtype.name
-    if dtype != expected.dtype:
-        raise InputError(f"input '{name}' has dtype {dtype}; the model expects {expected.dtype}")
+    if name_of(arr.dtype) != expected.dtype:
+        raise InputError(f"input '{name}' has dtype {name_of(arr.dtype)}; the model expects {expected.dtype}")
     if expected.shape is not None:
         if arr.ndim != len(expected.shape):
             raise InputError(f"input '{name}' has shape {list(arr.shape)}; the model expects rank "

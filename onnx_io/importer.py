@@ -435,7 +435,7 @@ class _Emitter:
 
     def dtype(self, name: str) -> str | None:
         if name in self.inits:
-            return dt.of(self.inits[name])
+            return dt.name_of(self.inits[name].dtype)
         return self.declared.get(name)
 
 

@@ -15,6 +15,7 @@ from dh_core import dtypes as dt
 from dh_core.errors import InputError, ShapeError
 from dh_core.ir import TensorType
 
+from . import casting
 from .base import Attr, Decomposer, InferContext, OpDef, Param
 from .registry import register
 from .shapes import broadcast
@@ -660,11 +661,13 @@ class Celu(Unary):
 
     name = "Celu"
     attrs = {"alpha": Attr("float", 1.0)}
+    constraints = {"T": dt.FLOATS + dt.BFLOAT16}
     composite = True
 
     def reference(self, x, *, alpha):
-        a = attr_const(alpha, x)
-        xs = x / a
+        work = casting.widen(x)  # bfloat16 computes in float32
+        a = attr_const(alpha, work)
+        xs = work / a
         return (a * np.where(xs < 0, np.expm1(xs), xs)).astype(x.dtype)
 
     def decompose(self, d):
@@ -1041,29 +1044,34 @@ class IsInf(IsNaN):
 class Cast(Elementwise):
     """Cast to the dtype with ONNX code ``to``. Float to int truncates toward zero (nan,
     inf and out-of-range values are undefined); int narrowing wraps; nonzero is true.
-    ``saturate`` and ``round_mode`` only concern float8/float4 targets. Strings: see
-    :func:`to_text` and :func:`from_text`."""
+    ``saturate`` and ``round_mode`` only concern the float8/float4 targets
+    (:mod:`dh_core.ops.casting`). Strings: see :func:`to_text` and :func:`from_text`."""
 
     name = "Cast"
     inputs = (Param("input", "T1"),)
     outputs = (Param("output", "T2"),)
     attrs = {"to": Attr("int"), "saturate": Attr("int", 1), "round_mode": Attr("string", "up")}
-    constraints = {"T1": dt.ALL + dt.STRING, "T2": dt.ALL + dt.STRING}
+    constraints = {"T1": dt.ALL_TYPES + dt.STRING, "T2": dt.ALL_TYPES + dt.STRING}
 
     def infer(self, ctx: InferContext):
+        casting.check_round_mode(ctx.attrs["round_mode"], ctx.node.name or self.name)
         return [TensorType(dt.from_onnx(ctx.attrs["to"]), ctx.shape(0))]
 
     def reference(self, x, *, to, saturate, round_mode):
-        return cast(x, dt.from_onnx(to))
+        return cast(x, dt.from_onnx(to), saturate, round_mode)
 
 
-def cast(x: np.ndarray, dtype: str) -> np.ndarray:
-    """``x`` as the IR dtype ``dtype``, string conversions included."""
-    if dtype in dt.STRING:
-        return to_text(x)
-    if x.dtype == object:
-        return from_text(x, dtype)
-    return x.astype(dtype)
+def cast(x: np.ndarray, to: str, saturate: int = 1, round_mode: str = "up") -> np.ndarray:
+    """``x`` as the IR dtype ``to`` by ONNX's Cast rules, string conversions included
+    (text reaches a low-precision type through float32, or int64 for 4- and 2-bit ints)."""
+    if to in dt.STRING:
+        return to_text(casting.widen(x))
+    if dt.name_of(x.dtype) in dt.STRING:
+        if to in dt.LOW_PRECISION:
+            x = from_text(x, "int64" if to in dt.INT4 + dt.INT2 else "float32")
+        else:
+            return from_text(x, to)
+    return casting.cast(x, to, saturate, round_mode)
 
 
 def to_text(x: np.ndarray) -> np.ndarray:
@@ -1110,19 +1118,46 @@ class CastLike(Elementwise):
     inputs = (Param("input", "T1"), Param("target_type", "T2"))
     outputs = (Param("output", "T2"),)
     attrs = {"saturate": Attr("int", 1), "round_mode": Attr("string", "up")}
-    constraints = {"T1": dt.ALL + dt.STRING, "T2": dt.ALL + dt.STRING}
+    constraints = {"T1": dt.ALL_TYPES + dt.STRING, "T2": dt.ALL_TYPES + dt.STRING}
     composite = True
 
     def infer(self, ctx: InferContext):
+        casting.check_round_mode(ctx.attrs["round_mode"], ctx.node.name or self.name)
         dtype = ctx.dtype(1)
         return [None if dtype is None else TensorType(dtype, ctx.shape(0))]
 
     def reference(self, x, target, *, saturate, round_mode):
-        return cast(x, dt.of(target))
+        return cast(x, dt.name_of(target.dtype), saturate, round_mode)
 
     def decompose(self, d):
         d.op("Cast", d.inputs[0], outputs=d.outputs, to=dt.onnx_code(d.dtype(1)),
              saturate=d.attrs["saturate"], round_mode=d.attrs["round_mode"])
+
+
+@register
+class BitCast(Elementwise):
+    """The input's bits reinterpreted as the dtype with ONNX code ``to``, which must have
+    the same bit width."""
+
+    name = "BitCast"
+    inputs = (Param("input", "T1"),)
+    outputs = (Param("output", "T2"),)
+    attrs = {"to": Attr("int")}
+    constraints = {"T1": dt.ALL_TYPES, "T2": dt.ALL_TYPES}
+
+    def infer(self, ctx: InferContext):
+        target = dt.from_onnx(ctx.attrs["to"])
+        source = ctx.dtype(0)
+        if source is not None and casting.bit_width(source) != casting.bit_width(target):
+            raise ShapeError(f"BitCast from {source} ({casting.bit_width(source)} bits) to {target} "
+                             f"({casting.bit_width(target)} bits): the widths differ", ctx.node.name or self.name)
+        return [TensorType(target, ctx.shape(0))]
+
+    def reference(self, x, *, to):
+        target = dt.from_onnx(to)
+        if casting.bit_width(dt.name_of(x.dtype)) != casting.bit_width(target):
+            raise ShapeError(f"BitCast from {dt.name_of(x.dtype)} to {target}: the bit widths differ")
+        return casting.bitcast(x, target)
 
 
 @register

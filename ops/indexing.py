@@ -162,7 +162,7 @@ class Compress(OpDef):
     inputs = (Param("input", "T"), Param("condition", "T1"))
     outputs = (Param("output", "T"),)
     attrs = {"axis": Attr("int", None)}
-    constraints = {"T": dt.ALL, "T1": ("bool",)}
+    constraints = {"T": dt.ALL + dt.BFLOAT16, "T1": ("bool",)}
 
     def infer(self, ctx: InferContext) -> Types:
         shape, axis = ctx.shape(0), ctx.attrs["axis"]
@@ -193,7 +193,7 @@ class Unique(OpDef):
     outputs = (Param("Y", "T"), Param("indices", "int64", optional=True),
                Param("inverse_indices", "int64", optional=True), Param("counts", "int64", optional=True))
     attrs = {"axis": Attr("int", None), "sorted": Attr("int", 1)}
-    constraints = {"T": dt.ALL}
+    constraints = {"T": dt.ALL + dt.BFLOAT16}
 
     def infer(self, ctx: InferContext) -> Types:
         shape, axis = ctx.shape(0), ctx.attrs["axis"]
@@ -237,7 +237,7 @@ class ReverseSequence(OpDef):
     inputs = (Param("input", "T"), Param("sequence_lens", "int64"))
     outputs = (Param("Y", "T"),)
     attrs = {"batch_axis": Attr("int", 1), "time_axis": Attr("int", 0)}
-    constraints = {"T": dt.ALL}
+    constraints = {"T": dt.ALL + dt.BFLOAT16}
 
     def infer(self, ctx: InferContext) -> Types:
         return [_typed(ctx, ctx.shape(0))]

@@ -177,7 +177,7 @@ class Einsum(OpDef):
     inputs = (Param("Inputs", "T", variadic=True),)
     outputs = (Param("Output", "T"),)
     attrs = {"equation": Attr("string")}
-    constraints = {"T": dt.NUMERIC}
+    constraints = {"T": dt.NUMERIC + dt.BFLOAT16}
 
     def infer(self, ctx: InferContext):
         (dtype,) = self.output_dtypes(ctx)
@@ -193,10 +193,10 @@ class Einsum(OpDef):
         return [TensorType(dtype, tuple(dims[c] for c in out))]
 
     def reference(self, *inputs, equation):
-        """numpy einsum; float16 accumulates in float32."""
+        """numpy einsum; float16 and bfloat16 accumulate in float32."""
         eq = equation.replace(" ", "")
-        if inputs[0].dtype == np.float16:
-            return np.asarray(np.einsum(eq, *(x.astype(np.float32) for x in inputs))).astype(np.float16)
+        if inputs[0].dtype in (np.float16, dt.to_numpy("bfloat16")):
+            return np.asarray(np.einsum(eq, *(x.astype(np.float32) for x in inputs))).astype(inputs[0].dtype)
         return np.asarray(np.einsum(eq, *inputs)).astype(inputs[0].dtype, copy=False)
 
 

@@ -17,6 +17,7 @@ from dh_core import dtypes as dt
 from dh_core.errors import ShapeError
 from dh_core.ir import TensorType
 
+from . import casting
 from .base import Attr, Decomposer, InferContext, OpDef, Param
 from .registry import register
 from .shapes import broadcast, normalize_axes, normalize_axis
@@ -636,7 +637,7 @@ class Attention(OpDef):
              "qk_matmul_output_mode": Attr("int", 0), "scale": Attr("float", None), "softcap": Attr("float", 0.0),
              "softmax_precision": Attr("int", None), "left_window_size": Attr("int", -1),
              "right_window_size": Attr("int", -1)}
-    constraints = {"T1": dt.FLOATS, "T2": dt.FLOATS, "U": dt.ALL}
+    constraints = {"T1": dt.FLOATS + dt.BFLOAT16, "T2": dt.FLOATS + dt.BFLOAT16, "U": dt.ALL + dt.BFLOAT16}
 
     @staticmethod
     def _check(ranks, attrs, has_past: tuple[bool, bool], has_nonpad: bool, node: str | None = None) -> None:
@@ -712,7 +713,15 @@ class Attention(OpDef):
             bias = np.zeros((q_len, kv_len), dtype) + bias + _allowed_bias(allowed, bias.dtype)
         return bias
 
-    def reference(self, q, k, v, attn_mask=None, past_key=None, past_value=None, nonpad_kv_seqlen=None, *,
+    def reference(self, q, k, v, attn_mask=None, past_key=None, past_value=None, nonpad_kv_seqlen=None, **attrs):
+        """bfloat16 computes in float32, each output rounded once to bfloat16."""
+        if dt.name_of(q.dtype) not in dt.BFLOAT16:
+            return self._attention(q, k, v, attn_mask, past_key, past_value, nonpad_kv_seqlen, **attrs)
+        wide = [None if a is None else casting.widen(a) for a in (q, k, v, attn_mask, past_key, past_value)]
+        y, key, value, qk = self._attention(*wide, nonpad_kv_seqlen, **attrs)
+        return y.astype(q.dtype), key.astype(q.dtype), value.astype(v.dtype), qk.astype(q.dtype)
+
+    def _attention(self, q, k, v, attn_mask=None, past_key=None, past_value=None, nonpad_kv_seqlen=None, *,
                   is_causal, kv_num_heads, q_num_heads, qk_matmul_output_mode, scale, softcap,
                   softmax_precision, left_window_size, right_window_size):
         attrs = {"left_window_size": left_window_size, "right_window_size": right_window_size,

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import ml_dtypes
 import numpy as np
 
 from dh_core import dtypes as dt
 from dh_core.errors import ShapeError
 from dh_core.ir import TensorType
 
+from . import casting
 from .base import Attr, InferContext, OpDef, Param
 from .conv import Conv
 from .linalg import matmul_shape
@@ -20,6 +22,8 @@ from .registry import register
 from .shapes import normalize_axis
 
 QUANTIZED = ("int8", "uint8", "int16", "uint16")
+LOW_BIT = dt.FLOAT8 + dt.INT4 + dt.FLOAT4 + dt.INT2
+"""Quantized types of QuantizeLinear/DequantizeLinear beyond the 8- and 16-bit integers."""
 BYTES = ("int8", "uint8")
 SCALES = ("float32", "float16")
 
@@ -27,8 +31,9 @@ SCALES = ("float32", "float16")
 def expand_param(value: np.ndarray, shape: Sequence[int], axis: int, block_size: int) -> np.ndarray:
     """A scale or zero point, broadcastable to ``shape``: a scalar (per tensor), a 1-D
     tensor along ``axis`` (per axis), or with ``block_size`` a tensor of the input's
-    rank whose ``axis`` holds one entry per block."""
-    if value.ndim == 0 or len(shape) == 0:
+    rank whose ``axis`` holds one entry per block. A 1-D tensor of one entry applies to
+    the whole tensor as a scalar does."""
+    if value.ndim == 0 or len(shape) == 0 or (block_size <= 0 and value.shape == (1,)):
         return value.reshape(())
     axis = normalize_axis(axis, len(shape))
     if block_size > 0:
@@ -41,6 +46,12 @@ def expand_param(value: np.ndarray, shape: Sequence[int], axis: int, block_size:
     dims = [1] * len(shape)
     dims[axis] = value.shape[0]
     return value.reshape(dims)
+
+
+def int_range(dtype: str) -> tuple[int, int]:
+    """(min, max) of an integer dtype, the 4- and 2-bit ones included."""
+    info = ml_dtypes.iinfo(dt.to_numpy(dtype))
+    return int(info.min), int(info.max)
 
 
 def round_saturate(values: np.ndarray, dtype: str) -> np.ndarray:
@@ -73,8 +84,9 @@ def _minus_zero_point(x: np.ndarray, zero_point: np.ndarray | None, row_axis: in
 class QuantizeLinear(OpDef):
     """``y = saturate(round(x / y_scale) + y_zero_point)``; the division runs in the
     dtype of y_scale, or in ``precision`` when given. The output dtype is that of
-    y_zero_point, else ``output_dtype``, else uint8. ``saturate`` only concerns
-    float8 outputs."""
+    y_zero_point, else ``output_dtype``, else uint8. Float8 and float4 outputs are
+    ``Cast(x / y_scale + y_zero_point)`` with the ``saturate`` of Cast (which only
+    concerns float8)."""
 
     name = "QuantizeLinear"
     inputs = (Param("x", "T1"), Param("y_scale", "T2"), Param("y_zero_point", "T3", optional=True))
@@ -82,7 +94,7 @@ class QuantizeLinear(OpDef):
     attrs = {"axis": Attr("int", 1), "block_size": Attr("int", 0), "output_dtype": Attr("int", 0),
              "precision": Attr("int", 0), "saturate": Attr("int", 1)}
     constraints = {"T1": ("float32", "float16", "int32"), "T2": ("float32", "float16", "int32"),
-                   "T3": QUANTIZED}
+                   "T3": QUANTIZED + LOW_BIT}
 
     def infer(self, ctx: InferContext):
         if ctx.has(2):
@@ -95,16 +107,23 @@ class QuantizeLinear(OpDef):
 
     def reference(self, x, y_scale, y_zero_point=None, *, axis, block_size, output_dtype, precision,
                   saturate: int):
-        dtype = y_zero_point.dtype.name if y_zero_point is not None else (
+        dtype = dt.name_of(y_zero_point.dtype) if y_zero_point is not None else (
             dt.from_onnx(output_dtype) if output_dtype else "uint8")
         work = dt.from_onnx(precision) if precision else y_scale.dtype.name
         scale = expand_param(y_scale, x.shape, axis, block_size).astype(work)
+        zero_point = None if y_zero_point is None else expand_param(
+            casting.widen(y_zero_point), x.shape, axis, block_size)
         with np.errstate(all="ignore"):
-            ratio = np.rint(x.astype(work) / scale).astype(np.float64)
-        if y_zero_point is not None:
-            ratio = ratio + expand_param(y_zero_point, x.shape, axis, block_size).astype(np.float64)
-        info = np.iinfo(dtype)
-        return np.asarray(np.clip(ratio, info.min, info.max).astype(dtype))
+            ratio = x.astype(work) / scale
+            if dtype in dt.FLOAT8 + dt.FLOAT4:
+                if zero_point is not None:
+                    ratio = ratio + zero_point.astype(work)
+                return casting.cast(np.asarray(ratio), dtype, saturate)
+            ratio = np.rint(ratio).astype(np.float64)
+        if zero_point is not None:
+            ratio = ratio + zero_point.astype(np.float64)
+        low, high = int_range(dtype)
+        return casting.cast(np.clip(ratio, low, high).astype(np.int64), dtype)
 
 
 @register
@@ -116,7 +135,7 @@ class DequantizeLinear(OpDef):
     inputs = (Param("x", "T1"), Param("x_scale", "T2"), Param("x_zero_point", "T1", optional=True))
     outputs = (Param("y", "T3"),)
     attrs = {"axis": Attr("int", 1), "block_size": Attr("int", 0), "output_dtype": Attr("int", 0)}
-    constraints = {"T1": QUANTIZED + ("int32",), "T2": SCALES, "T3": SCALES}
+    constraints = {"T1": QUANTIZED + ("int32",) + LOW_BIT, "T2": SCALES, "T3": SCALES}
 
     def infer(self, ctx: InferContext):
         dtype = dt.from_onnx(ctx.attrs["output_dtype"]) if ctx.attrs.get("output_dtype") else ctx.dtype(1)
@@ -124,9 +143,9 @@ class DequantizeLinear(OpDef):
 
     def reference(self, x, x_scale, x_zero_point=None, *, axis, block_size, output_dtype):
         dtype = dt.from_onnx(output_dtype) if output_dtype else x_scale.dtype.name
-        diff = x.astype(np.float64)
+        diff = casting.widen(x).astype(np.float64)
         if x_zero_point is not None:
-            diff = diff - expand_param(x_zero_point, x.shape, axis, block_size).astype(np.float64)
+            diff = diff - expand_param(casting.widen(x_zero_point), x.shape, axis, block_size).astype(np.float64)
         scale = expand_param(x_scale, x.shape, axis, block_size).astype(np.float64)
         return np.asarray((diff * scale).astype(dtype))
 

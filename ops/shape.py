@@ -756,7 +756,7 @@ class Range(OpDef):
     inputs = (Param("start", "T"), Param("limit", "T"), Param("delta", "T"))
     outputs = (Param("output", "T"),)
     attrs = {"stash_type": Attr("int", 1)}
-    constraints = {"T": ("float16", "float32", "float64", "int16", "int32", "int64")}
+    constraints = {"T": ("float16", "float32", "float64", "int16", "int32", "int64") + dt.BFLOAT16}
 
     def infer(self, ctx: InferContext) -> Types:
         values = [ctx.value(i) for i in range(3)]
@@ -774,7 +774,8 @@ class Range(OpDef):
             if step == 0:
                 raise ShapeError("Range delta cannot be 0")
             return (s + step * np.arange(_range_length(s, l, step), dtype=np.int64)).astype(dtype)
-        work = np.dtype(dt.from_onnx(stash_type)) if dtype == np.float16 else np.dtype(np.float64)
+        half = dtype in (np.float16, dt.to_numpy("bfloat16"))
+        work = np.dtype(dt.from_onnx(stash_type)) if half else np.dtype(np.float64)
         s, l, step = (float(np.asarray(v).astype(work)) for v in (start, limit, delta))
         if step == 0:
             raise ShapeError("Range delta cannot be 0")
@@ -1096,7 +1097,7 @@ class OneHot(OpDef):
     inputs = (Param("indices", "T1"), Param("depth", "T2"), Param("values", "T3"))
     outputs = (Param("output", "T3"),)
     attrs = {"axis": Attr("int", -1)}
-    constraints = {"T1": dt.NUMERIC, "T2": dt.NUMERIC, "T3": dt.ALL}
+    constraints = {"T1": dt.NUMERIC, "T2": dt.NUMERIC, "T3": dt.ALL + dt.BFLOAT16}
     composite = True
 
     def infer(self, ctx: InferContext) -> Types:

@@ -1,7 +1,9 @@
 """Samples for the elementwise ops."""
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
+from dh_core.ops import casting
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -176,38 +178,62 @@ samples("Identity", dt.ALL + dt.STRING)(unary)
 
 
 # -- casts ---------------------------------------------------------------------
-CAST_TYPES = dt.ALL + dt.STRING
+FLOAT_TYPES = dt.FLOATS + dt.BFLOAT16 + dt.SMALL_FLOATS
+INT_TYPES = dt.INTS + dt.INT4 + dt.INT2
+CAST_TYPES = dt.ALL_TYPES + dt.STRING
+
+
+def cast_targets(dtype: str) -> tuple[str, ...]:
+    """The targets drawn for a source dtype: text only to and from numpy's own dtypes."""
+    if dtype in dt.STRING:
+        return dt.ALL + dt.STRING
+    return dt.ALL_TYPES + (dt.STRING if dtype in dt.ALL else ())
 
 
 def cast_source(dtype: str, target: str, shape):
     """Source values for a cast: float to int only from finite values whose truncation
-    fits the target (anything else is undefined in ONNX); text to numbers only from
-    numbers of the target's range written as text (also ``INF``, ``+INF``, ``-INF``
-    and ``NaN`` in any case for floats)."""
-    src, dst = dt.to_numpy(dtype), dt.to_numpy(target)
-    if src.kind == "O" and dst.kind != "O":
+    fits the target, float to float8e8m0 only from values >= 0 (anything else is
+    undefined in ONNX); text to numbers only from numbers of the target's range written
+    as text (also ``INF``, ``+INF``, ``-INF`` and ``NaN`` in any case for floats)."""
+    if dtype in dt.STRING and target not in dt.STRING:
         return number_texts(target, shape)
-    if src.kind == "f" and dst.kind in "iu":
-        info = np.iinfo(dst)
-        return arrays(dtype, shape, special=False, min_value=max(info.min, -1000), max_value=min(info.max, 1000))
+    if dtype in FLOAT_TYPES and target in INT_TYPES:
+        info = ml_dtypes.iinfo(dt.to_numpy(target))
+        return arrays(dtype, shape, special=False, min_value=max(int(info.min), -1000),
+                      max_value=min(int(info.max), 1000))
+    if target == "float8e8m0":
+        if dtype in FLOAT_TYPES:
+            return arrays(dtype, shape, min_value=0.0).map(lambda x: np.where(np.isneginf(x), -x, x))
+        if dtype in INT_TYPES:
+            return arrays(dtype, shape, min_value=0)
     return arrays(dtype, shape)
 
 
 def number_texts(dtype: str, shape):
-    """Numbers of ``dtype`` as text."""
+    """Numbers of ``dtype`` (IR dtypes of numpy's own) as text."""
     special = st.sampled_from(["INF", "+INF", "-INF", "NaN", "inf", "-Inf", "nan"])
     value = elements(dtype).map(lambda v: str(np.asarray(v, dtype)))
     text = st.one_of(value, special) if dt.to_numpy(dtype).kind == "f" else value
     return hnp.arrays(object, shape, elements=text)
 
 
+def cast_attrs(draw_, target: str) -> dict:
+    """saturate (float8 targets) and round_mode (float8e8m0), sometimes left default."""
+    attrs = {}
+    if target in dt.FLOAT8 + dt.FLOAT8E8M0 and draw_(st.booleans()):
+        attrs["saturate"] = draw_(st.integers(0, 1))
+    if target == "float8e8m0" and draw_(st.booleans()):
+        attrs["round_mode"] = draw_(st.sampled_from(casting.ROUND_MODES))
+    return attrs
+
+
 @samples("Cast", CAST_TYPES)
 def cast(dtype):
     @st.composite
     def draw(draw_):
-        target = draw_(st.sampled_from(CAST_TYPES))
+        target = draw_(st.sampled_from(cast_targets(dtype)))
         x = draw_(cast_source(dtype, target, shapes()))
-        return Sample([x], {"to": dt.onnx_code(target)})
+        return Sample([x], {"to": dt.onnx_code(target), **cast_attrs(draw_, target)})
 
     return draw()
 
@@ -216,10 +242,28 @@ def cast(dtype):
 def cast_like(dtype):
     @st.composite
     def draw(draw_):
-        target = draw_(st.sampled_from(CAST_TYPES))
+        target = draw_(st.sampled_from(cast_targets(dtype)))
         x = draw_(cast_source(dtype, target, shapes()))
         like = draw_(arrays(target, shapes(max_dims=2)))
-        return Sample([x, like])
+        return Sample([x, like], cast_attrs(draw_, target))
+
+    return draw()
+
+
+@samples("BitCast", dt.ALL_TYPES)
+def bitcast(dtype):
+    """Targets of the same bit width; a bool target only from bytes 0 and 1."""
+    width = casting.bit_width(dtype)
+
+    @st.composite
+    def draw(draw_):
+        targets = [t for t in dt.ALL_TYPES if casting.bit_width(t) == width]
+        target = draw_(st.sampled_from(targets))
+        if target == "bool":
+            x = draw_(hnp.arrays(np.uint8, shapes(), elements=st.integers(0, 1))).view(dt.to_numpy(dtype))
+        else:
+            x = draw_(arrays(dtype, shapes()))
+        return Sample([x], {"to": dt.onnx_code(target)})
 
     return draw()
 
@@ -271,7 +315,7 @@ samples("BitwiseNot", dt.INTS)(unary)
 samples("Xor", BOOL)(binary)
 
 # -- more activations ------------------------------------------------------------
-samples("Celu", dt.FLOATS)(lambda dtype: with_attrs(unary(dtype), alpha=float_attr(0.125, 3)))
+samples("Celu", dt.FLOATS + dt.BFLOAT16, {"bfloat16": (1e-2, 1e-2)})(lambda dtype: with_attrs(unary(dtype), alpha=float_attr(0.125, 3)))
 samples("Mish", dt.FLOATS)(unary)
 samples("Softsign", dt.FLOATS)(unary)
 samples("Swish", dt.FLOATS)(lambda dtype: with_attrs(unary(dtype), alpha=float_attr(-3, 3)))

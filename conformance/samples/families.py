@@ -8,6 +8,7 @@ from . import (  # noqa: F401
     loss,
     ml,
     normalization,
+    preview,
     quantize,
     random,
     reduce,

@@ -75,7 +75,7 @@ def non_zero(dtype):
     return arrays(dtype, shapes(min_dims=1), min_value=-2, max_value=2).map(lambda x: Sample([x]))
 
 
-@samples("Compress", dt.ALL)
+@samples("Compress", dt.ALL + dt.BFLOAT16)
 def compress(dtype):
     @st.composite
     def draw(draw_):
@@ -88,7 +88,7 @@ def compress(dtype):
     return draw()
 
 
-@samples("Unique", dt.ALL)
+@samples("Unique", dt.ALL + dt.BFLOAT16)
 def unique(dtype):
     @st.composite
     def draw(draw_):
@@ -101,7 +101,7 @@ def unique(dtype):
     return draw()
 
 
-@samples("ReverseSequence", dt.ALL)
+@samples("ReverseSequence", dt.ALL + dt.BFLOAT16)
 def reverse_sequence(dtype):
     @st.composite
     def draw(draw_):

@@ -105,7 +105,8 @@ def _einsum_shapes(equation: str):
     return draw()
 
 
-@samples("Einsum", dt.NUMERIC, {"float16": (1e-2, 1e-2), "float32": (1e-4, 1e-5)})
+@samples("Einsum", dt.NUMERIC + dt.BFLOAT16, {"float16": (1e-2, 1e-2), "float32": (1e-4, 1e-5),
+                                             "bfloat16": (2e-2, 2e-2)})
 def einsum(dtype):
     @st.composite
     def draw(draw_):

@@ -222,7 +222,8 @@ def rotary_embedding(dtype):
     return draw()
 
 
-@samples("Attention", dt.FLOATS, {"float16": (1e-2, 1e-2), "float32": (1e-5, 1e-5), "float64": (1e-10, 1e-10)})
+@samples("Attention", dt.FLOATS + dt.BFLOAT16, {"float16": (1e-2, 1e-2), "float32": (1e-5, 1e-5),
+                                               "float64": (1e-10, 1e-10), "bfloat16": (2e-2, 2e-2)})
 def attention(dtype):
     """4-D or 3-D inputs, grouped-query heads, an optional bool or float mask (possibly
     shorter than the keys), a past cache or nonpad_kv_seqlen, causal/windowed masking,

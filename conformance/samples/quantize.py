@@ -17,6 +17,7 @@ from .conv import _geometry, _geometry_attrs, _sizes
 from .strategies import arrays, shapes
 
 QUANTIZED = ("int8", "uint8", "int16", "uint16")
+LOW_BIT = dt.FLOAT8 + dt.INT4 + dt.FLOAT4 + dt.INT2
 BYTES = ("int8", "uint8")
 SCALES = ("float32", "float16")
 POWERS_OF_TWO = [2.0 ** k for k in range(-4, 5)]
@@ -25,6 +26,14 @@ POWERS_OF_TWO = [2.0 ** k for k in range(-4, 5)]
 def scale_arrays(dtype: str, shape, lo: float = 2 ** -7, hi: float = 8.0):
     """Positive scales; for float16 drawn as float16 values."""
     return arrays(dtype, shape, special=False, min_value=lo, max_value=hi)
+
+
+def zero_points(dtype: str, shape):
+    """Zero points: zeros for float8 and float4, as ONNX uses them (onnx.reference
+    ignores or rejects others of those types), any value of the integer types."""
+    if dtype in dt.FLOAT8 + dt.FLOAT4:
+        return st.just(np.zeros(shape, dt.to_numpy(dtype)))
+    return arrays(dtype, shape, special=False)
 
 
 @st.composite
@@ -65,9 +74,11 @@ def quantize_linear(dtype):
             scale = draw_(scale_arrays(dtype, param_shape))
             if draw_(st.booleans()):
                 attrs["precision"] = dt.onnx_code("float32")
-        out = draw_(st.sampled_from(QUANTIZED))
+        out = draw_(st.sampled_from(QUANTIZED + LOW_BIT))
+        if out in dt.FLOAT8 and draw_(st.booleans()):
+            attrs["saturate"] = draw_(st.integers(0, 1))
         if draw_(st.booleans()):
-            return Sample([x, scale, draw_(arrays(out, param_shape))], attrs)
+            return Sample([x, scale, draw_(zero_points(out, param_shape))], attrs)
         if out != "uint8" or draw_(st.booleans()):
             attrs["output_dtype"] = dt.onnx_code(out)
         return Sample([x, scale], attrs)
@@ -75,7 +86,7 @@ def quantize_linear(dtype):
     return draw()
 
 
-@samples("DequantizeLinear", QUANTIZED + ("int32",), {"float16": (1e-3, 0.0)})
+@samples("DequantizeLinear", QUANTIZED + ("int32",) + LOW_BIT, {"float16": (1e-3, 0.0)})
 def dequantize_linear(dtype):
     """int32 inputs have no zero point, as ONNX specifies."""
 
@@ -89,7 +100,7 @@ def dequantize_linear(dtype):
         if draw_(st.booleans()):
             attrs["output_dtype"] = dt.onnx_code(draw_(st.sampled_from(SCALES)))
         if dtype != "int32" and draw_(st.booleans()):
-            return Sample([x, scale, draw_(arrays(dtype, param_shape))], attrs)
+            return Sample([x, scale, draw_(zero_points(dtype, param_shape))], attrs)
         return Sample([x, scale], attrs)
 
     return draw()

@@ -327,7 +327,7 @@ def constant(dtype):
     return draw()
 
 
-@samples("Range", ("float16", "float32", "float64", "int16", "int32", "int64"))
+@samples("Range", ("float16", "float32", "float64", "int16", "int32", "int64") + dt.BFLOAT16)
 def range_(dtype):
     @st.composite
     def draw(draw_):
@@ -425,7 +425,7 @@ def one_hot(dtype):
         indices = np.array(draw_(st.lists(values, min_size=math.prod(shape), max_size=math.prod(shape))),
                            dtype=dtype).reshape(shape)
         depth_arr = np.array(depth, dtype=draw_(st.sampled_from(dt.NUMERIC)))
-        value_dtype = draw_(st.sampled_from(dt.ALL))
+        value_dtype = draw_(st.sampled_from(dt.ALL + dt.BFLOAT16))
         on_off = draw_(arrays(value_dtype, (2,)))
         return Sample([indices, depth_arr, on_off], {"axis": draw_(st.integers(-len(shape) - 1, len(shape)))})
 

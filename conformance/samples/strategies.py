@@ -1,11 +1,13 @@
 """Building blocks for sample strategies: shapes and arrays with special values."""
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
+from dh_core.ops import casting
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from dh_core.dtypes import to_numpy
+from dh_core import dtypes as dt
 
 
 def shapes(min_dims: int = 0, max_dims: int = 4, min_side: int = 0, max_side: int = 5):
@@ -58,4 +60,27 @@ def elements(dtype: str, *, special: bool = True, min_value=None, max_value=None
 def arrays(dtype: str, shape, **element_kwargs):
     """Arrays of a dtype and shape (a shape or a strategy of shapes); strings are object
     arrays of ``str``."""
-    return hnp.arrays(to_numpy(dtype), shape, elements=elements(dtype, **element_kwargs))
+    if dtype in dt.STRING:
+        return hnp.arrays(object, shape, elements=texts())
+    if dtype in dt.LOW_PRECISION:
+        return low_precision_arrays(dtype, shape, **element_kwargs)
+    return hnp.arrays(np.dtype(dtype), shape, elements=elements(dtype, **element_kwargs))
+
+
+def low_precision_arrays(dtype: str, shape, *, special: bool = True, min_value=None, max_value=None):
+    """Arrays of a bfloat16, 8-, 4- or 2-bit dtype: integers over their range; floats
+    drawn in float32 within the type's range (and the bounds) and rounded to the type,
+    with nan and inf where ``special`` (cast by ONNX's saturating rules)."""
+    target = dt.to_numpy(dtype)
+    if dtype in dt.INT4 + dt.INT2:
+        info = ml_dtypes.iinfo(target)
+        lo = int(info.min) if min_value is None else max(int(info.min), int(np.ceil(min_value)))
+        hi = int(info.max) if max_value is None else min(int(info.max), int(np.floor(max_value)))
+        return hnp.arrays(np.int64, shape, elements=st.integers(lo, hi)).map(lambda a: a.astype(target))
+    info = ml_dtypes.finfo(target)
+    top = min(100.0, float(info.max))
+    lo = (float(info.tiny) if dtype == "float8e8m0" else -top) if min_value is None else min_value
+    hi = top if max_value is None else max_value
+    finite = st.floats(lo, hi, width=32, allow_nan=False, allow_infinity=False)
+    values = st.one_of(finite, st.sampled_from([np.nan, np.inf, -np.inf])) if special else finite
+    return hnp.arrays(np.float32, shape, elements=values).map(lambda a: casting.cast(a, dtype))

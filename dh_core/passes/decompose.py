@@ -1,7 +1,7 @@
 """Replace a composite node by the core-op nodes its OpDef emits."""
 from __future__ import annotations
 
-from .. import dtypes as dt
+from ..dtypes import name_of
 from ..errors import GraphError
 from ..ir import Graph, Node, TensorType
 from ..ops import registry
@@ -30,7 +30,7 @@ def decompose_node(graph: Graph, node: Node, taken: set[str]) -> list[Node]:
     opdef.decompose(d)
     graph.initializers.update(d.initializers)
     for name, arr in d.initializers.items():
-        graph.value_types[name] = TensorType(dt.of(arr), arr.shape)
+        graph.value_types[name] = TensorType(name_of(arr.dtype), arr.shape)
     return d.nodes
 
 

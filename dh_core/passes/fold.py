@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import dtypes as dt
+from ..dtypes import name_of, to_numpy
 from ..ir import Graph, TensorType, subgraphs
 from ..ops import registry
 
@@ -39,7 +39,7 @@ def fold_constants(graph: Graph, max_elements: int = 1 << 24, max_growth: float 
         for name, value in zip(node.outputs, results):
             if name:
                 graph.initializers[name] = value
-                graph.value_types[name] = TensorType(dt.of(value), value.shape)
+                graph.value_types[name] = TensorType(name_of(value.dtype), value.shape)
     graph.nodes = kept
     return graph
 
@@ -55,7 +55,7 @@ def _constant_inputs(graph: Graph, node) -> list | None:
     if node.op == "Shape" and not node.domain:
         t = graph.value_types.get(node.inputs[0])
         if t is not None and t.is_static:
-            return [np.zeros(t.shape, dtype=dt.to_numpy(t.dtype))]
+            return [np.zeros(t.shape, dtype=to_numpy(t.dtype))]
         return None
     if registry.find(node.op, node.domain) is None:
         return None

@@ -6,13 +6,13 @@ import itertools
 
 import numpy as np
 import onnx
+from dh_core.ops import registry
+from dh_core.ops.base import Decomposer, InferContext
 from onnx import helper
 from onnx.reference import ReferenceEvaluator
 
 from dh_core import dtypes as dt
 from dh_core.ir import DOMAIN_OPSETS, Node, TensorType
-from dh_core.ops import registry
-from dh_core.ops.base import Decomposer, InferContext
 
 
 def _attr_value(v):
@@ -56,7 +56,7 @@ def infer(op: str, inputs, attrs=None, n_outputs: int = 1, constant_inputs=(), d
     opdef = registry.get(op, domain)
     node = Node(op, [f"x{i}" if x is not None else "" for i, x in enumerate(inputs)],
                 [f"y{i}" for i in range(n_outputs)], dict(attrs or {}), domain=domain)
-    types = [None if x is None else TensorType(dt.of(x), x.shape) for x in inputs]
+    types = [None if x is None else TensorType(dt.name_of(x.dtype), x.shape) for x in inputs]
     consts = [x if i in constant_inputs else None for i, x in enumerate(inputs)]
     return opdef.infer(InferContext(node, types, opdef.full_attrs(node), consts))
 
@@ -68,7 +68,7 @@ def decomposed(op: str, inputs, attrs=None, n_outputs: int = 1, constant_inputs=
     assert opdef.composite, f"{op} is not a composite"
     names = [f"x{i}" if x is not None else "" for i, x in enumerate(inputs)]
     node = Node(op, names, [f"y{i}" for i in range(n_outputs)], dict(attrs or {}), name=op)
-    types = [None if x is None else TensorType(dt.of(x), x.shape) for x in inputs]
+    types = [None if x is None else TensorType(dt.name_of(x.dtype), x.shape) for x in inputs]
     consts = [x if i in constant_inputs else None for i, x in enumerate(inputs)]
     counter = itertools.count()
     d = Decomposer(node, types, opdef.full_attrs(node), consts, lambda base: f"{base}_{next(counter)}")
@@ -89,9 +89,10 @@ def assert_matches(got, want, tolerance: tuple[float, float]) -> None:
     got, want = np.asarray(got), dt.as_ir_array(want)  # onnx.reference may give str_ arrays
     assert got.dtype == want.dtype, f"dtype {got.dtype} != {want.dtype}"
     assert got.shape == want.shape, f"shape {got.shape} != {want.shape}"
-    if got.dtype.kind == "f":
+    if got.dtype.kind == "f" or dt.name_of(got.dtype) in dt.BFLOAT16 + dt.SMALL_FLOATS:
         rtol, atol = tolerance
-        np.testing.assert_allclose(got, want, rtol=rtol, atol=atol, equal_nan=True)
+        np.testing.assert_allclose(got.astype(np.float64), want.astype(np.float64), rtol=rtol, atol=atol,
+                                   equal_nan=True)
     else:
         np.testing.assert_array_equal(got, want)
 
@@ -108,7 +109,7 @@ def infer_compatible(inferred: TensorType | None, actual: np.ndarray) -> bool:
     but nothing wrong."""
     if inferred is None:
         return True
-    if inferred.dtype != dt.of(actual):
+    if inferred.dtype != dt.name_of(actual.dtype):
         return False
     if inferred.shape is None:
         return True

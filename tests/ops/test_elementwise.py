@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from dh_core.conformance.samples import Sample, all_samples
-from dh_core.ops import registry
+from dh_core.ops import casting, registry
 from dh_core.ops.base import Decomposer, InferContext
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
@@ -20,9 +20,9 @@ OPS = """Add Sub Mul Div Pow Neg Abs Exp Log Sqrt Reciprocal Sin Cos Tanh Erf Si
 LeakyRelu Elu Selu Gelu HardSigmoid HardSwish Softplus Clip Floor Ceil Round Sign Min Max Mean Sum
 Equal Less Greater LessOrEqual GreaterOrEqual Not And Or Where Cast CastLike IsNaN IsInf Identity
 Tan Asin Acos Atan Sinh Cosh Asinh Acosh Atanh Mod BitShift BitwiseAnd BitwiseOr BitwiseXor BitwiseNot Xor
-Celu Mish PRelu ThresholdedRelu Shrink Softsign Swish SwiGLU""".split()
+Celu Mish PRelu ThresholdedRelu Shrink Softsign Swish SwiGLU BitCast""".split()
 CORE = set("""Add Sub Mul Div Pow Neg Abs Exp Log Sqrt Sin Cos Tanh Erf Floor Ceil Round Sign Min Max
-Equal Less Greater Not And Or Where Cast Identity IsNaN Tan Asin Acos Atan Sinh Cosh Asinh Acosh Atanh
+Equal Less Greater Not And Or Where Cast BitCast Identity IsNaN Tan Asin Acos Atan Sinh Cosh Asinh Acosh Atanh
 Mod BitShift BitwiseAnd BitwiseOr BitwiseXor BitwiseNot Xor""".split())
 
 SAMPLES = all_samples()
@@ -59,16 +59,41 @@ def oracle_case(op: str, sample: Sample) -> Sample:
         assume(not ((x == 0) & ~np.isfinite(slope)).any())
     # onnx.reference's Softsign adds in place into np.abs's result, a scalar for rank 0.
     assume(not (op == "Softsign" and sample.inputs[0].ndim == 0))
-    if op in ("Cast", "CastLike") and dtype == object:
-        # onnx.reference casts text to bool by Python truthiness (every nonempty text is
-        # true, "0" and "False" too); test_text_to_bool_reads_numbers pins ours down.
-        target = attrs["to"] if op == "Cast" else dt.onnx_code(dt.of(sample.inputs[1]))
-        assume(target != dt.onnx_code("bool"))
+    if op in ("Cast", "CastLike"):
+        return cast_oracle_case(op, sample)
     if op == "Mean":
         # onnx.reference's Mean adds in place into its first input, which therefore
         # cannot broadcast; the mean of broadcast copies is the same.
         return Sample([np.array(x) for x in np.broadcast_arrays(*sample.inputs)], attrs)
     return sample
+
+
+SMALL_TYPES = dt.SMALL_FLOATS + dt.INT4 + dt.INT2
+E8M0_MIN = 2.0 ** -127
+
+
+def cast_oracle_case(op: str, sample: Sample) -> Sample:
+    """A cast sample as fed to onnx.reference and to ours, around onnx.reference's gaps:
+    it cannot cast float8e8m0 to the other 8-, 4- and 2-bit types, nor 4- and 2-bit
+    integers to each other, so those sources go in widened (exactly: float32 or int64);
+    for float8e8m0 targets it fails on rank 0 and departs from the ONNX spec's table
+    for 0, infinities and values below 2**-127 (pinned in test_dtypes.py), so those
+    values become 1. Its CastLike has no round_mode (the decomposition test covers it)."""
+    assume(not (op == "CastLike" and "round_mode" in sample.attrs))
+    x = sample.inputs[0]
+    source = dt.name_of(x.dtype)
+    target = dt.from_onnx(sample.attrs["to"]) if op == "Cast" else dt.name_of(sample.inputs[1].dtype)
+    # onnx.reference casts text to bool by Python truthiness (every nonempty text is
+    # true, "0" and "False" too); test_text_to_bool_reads_numbers pins ours down.
+    assume(not (source == "string" and target == "bool"))
+    if source != target and source in SMALL_TYPES and target in SMALL_TYPES and (
+            source == "float8e8m0" or (source in dt.INT4 + dt.INT2 and target in dt.INT4 + dt.INT2)):
+        x = casting.widen(x)
+    if target == "float8e8m0":
+        assume(x.ndim > 0)
+        wide = casting.widen(x).astype(np.float64)
+        x = np.where((wide < E8M0_MIN) | np.isinf(wide), np.ones_like(x), x)
+    return Sample([x, *sample.inputs[1:]], sample.attrs)
 
 
 def test_every_op_is_registered_with_samples_and_tier():
@@ -88,7 +113,7 @@ def test_reference_matches_onnx(op, dtype, data):
     sample = draw_sample(data, op, dtype)
     case = oracle_case(op, sample)
     (want,) = onnx_run(op, case.inputs, case.attrs)
-    (got,) = ours(op, sample.inputs, sample.attrs)
+    (got,) = ours(op, case.inputs, case.attrs)
     assert_matches(got, want, SAMPLES[op].tolerance_for(got.dtype.name))
 
 
@@ -98,7 +123,7 @@ def test_reference_matches_onnx(op, dtype, data):
 def test_infer_gives_output_type(op, dtype, data):
     sample = draw_sample(data, op, dtype)
     (got,) = ours(op, sample.inputs, sample.attrs)
-    assert infer(op, sample.inputs, sample.attrs) == [TensorType(dt.of(got), got.shape)]
+    assert infer(op, sample.inputs, sample.attrs) == [TensorType(dt.name_of(got.dtype), got.shape)]
 
 
 @pytest.mark.parametrize(("op", "dtype"), COMPOSITE_CASES)

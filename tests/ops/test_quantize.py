@@ -39,6 +39,9 @@ def oracle_case(op: str, sample: Sample) -> None:
     if op == "ConvInteger" and len(sample.inputs) > 3 and sample.inputs[3] is not None:
         # onnx.reference expands a per-channel w_zero_point to rank 4 (2-D convolution only).
         assume(sample.inputs[3].ndim == 0 or sample.inputs[0].ndim == 4)
+    if op == "DequantizeLinear" and len(sample.inputs) > 2 and sample.inputs[2] is not None:
+        # onnx.reference checks that a float8 zero point is 0 with min(), which raises when it is empty.
+        assume(sample.inputs[2].size or dt.name_of(sample.inputs[2].dtype) not in dt.FLOAT8)
     if op == "QLinearConv":
         # onnx.reference expands a per-channel w_scale to rank 4 (2-D convolution only).
         assume(sample.inputs[4].ndim == 0 or sample.inputs[0].ndim == 4)
@@ -70,7 +73,8 @@ def test_infer_gives_output_type(op, dtype, data):
     sample = draw_sample(data, op, dtype)
     n = n_outputs(op)
     got = ours(op, sample.inputs, sample.attrs, n_outputs=n)
-    assert infer(op, sample.inputs, sample.attrs, n_outputs=n) == [TensorType(g.dtype.name, g.shape) for g in got]
+    assert infer(op, sample.inputs, sample.attrs, n_outputs=n) == [TensorType(dt.name_of(g.dtype), g.shape)
+                                                                   for g in got]
 
 
 NODE_CASE_MODULES = """quantizelinear dequantizelinear dynamicquantizelinear matmulinteger qlinearmatmul
@@ -92,18 +96,18 @@ def _node_cases():
 def _as_array(x) -> np.ndarray | None:
     """A case's value as an array, or None when its dtype is outside the IR."""
     if isinstance(x, onnx.TensorProto):
-        if x.data_type not in {dt.onnx_code(d) for d in dt.ALL}:
+        if x.data_type not in {dt.onnx_code(d) for d in dt.ALL_TYPES}:
             return None
         x = onnx.numpy_helper.to_array(x)
-    return x if x.dtype.name in dt.ALL else None
+    return x if dt.name_of(x.dtype) in dt.ALL_TYPES else None
 
 
 @pytest.mark.parametrize(("node", "inputs", "outputs"), list(_node_cases()))
 def test_onnx_node_cases(node, inputs, outputs):
-    """ONNX's own node cases whose dtypes we have (float8/int4 cases are skipped)."""
+    """ONNX's own node cases whose dtypes we have (bfloat16 scales are skipped)."""
     inputs, outputs = [_as_array(x) for x in inputs], [_as_array(y) for y in outputs]
     if any(x is None for x in inputs + outputs):
-        pytest.skip("a dtype outside the IR (float8, int4, ...)")
+        pytest.skip("a dtype outside the IR")
     attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
     feeds = iter(inputs)
     args = [next(feeds) if name else None for name in node.input]

@@ -7,6 +7,7 @@ import onnx.defs
 import pytest
 from onnx import helper
 
+from dh_core import dtypes as dt
 from dh_core.ir import DEFAULT_OPSET
 from dh_core.ops import REQUIRED, all_ops
 
@@ -22,7 +23,8 @@ ATTR_KINDS = {
 }
 ONNX_DTYPE = {"tensor(float)": "float32", "tensor(double)": "float64", "tensor(float16)": "float16",
               "tensor(bool)": "bool", "tensor(string)": "string", **{f"tensor({d})": d for d in
-                                          ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")}}
+                                          ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")},
+              **{f"tensor({d})": d for d in dt.LOW_PRECISION}}
 
 
 

@@ -15,7 +15,7 @@ from dh_core.errors import GraphError
 
 from .oracle import assert_all_match, infer, infer_compatible, onnx_run, ours
 
-OPS = "StringNormalizer RegexFullMatch StringConcat StringSplit TfIdfVectorizer".split()
+OPS = ["StringNormalizer", "RegexFullMatch", "StringConcat", "StringSplit", "TfIdfVectorizer"]
 SAMPLES = all_samples()
 CASES = [(op, dtype) for op in OPS for dtype in SAMPLES[op].dtypes]
 EXAMPLES = settings(max_examples=20, deadline=None)

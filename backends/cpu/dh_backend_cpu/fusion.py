@@ -27,7 +27,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from dh_core import dtypes as dt
+from dh_core.dtypes import name_of
 from dh_core.ir import Graph, Node, TensorType, node_reads
 
 from .conv import node_attrs
@@ -74,7 +74,7 @@ class _Rewriter:
         while name in self.g.initializers or name in self.producers or name in self.g.input_names:
             name += "_"
         self.g.initializers[name] = array
-        self.g.value_types[name] = TensorType(dt.of(array), array.shape)
+        self.g.value_types[name] = TensorType(name_of(array.dtype), array.shape)
         return name
 
     def unique_name(self, node: Node) -> None:

@@ -115,7 +115,7 @@ def conv_factory(node: Node, types: Sequence[TensorType | None]) -> Kernel:
         return _compute_copy(w).reshape(group, w.shape[0] // group, -1)
 
     plans: dict[tuple, _Flat | _Geometry] = {}
-    scratch = _Scratch()
+    scratch = Scratch()
 
     def plan(x_shape: tuple[int, ...], w_shape: tuple[int, ...]) -> _Flat | _Geometry:
         """The flat layout of an input shape, or its geometry for the paths without one."""
@@ -188,7 +188,7 @@ class _Flat:
             phase = int(np.ravel_multi_index([r % s for r, s in zip(reach, strides)], strides))
             self.runs.append((phase, sum(r // s * q for r, s, q in zip(reach, strides, rows))))
 
-    def phases(self, x: np.ndarray, scratch: _Scratch) -> np.ndarray:
+    def phases(self, x: np.ndarray, scratch: Scratch) -> np.ndarray:
         """x as (N, C, phases, positions per phase), in buffers reused across calls (the
         pad border is written once and stays zero)."""
         lead = x.shape[:2]
@@ -214,7 +214,7 @@ class _Flat:
         return np.ascontiguousarray(view)
 
 
-def _depthwise(flat: _Flat, xs: np.ndarray, w: np.ndarray, scratch: _Scratch) -> np.ndarray:
+def _depthwise(flat: _Flat, xs: np.ndarray, w: np.ndarray, scratch: Scratch) -> np.ndarray:
     """Depthwise Conv (one input channel per group): per channel, the weights times the
     columns of its taps; w is (C, multiplier, taps)."""
     n_batch, channels = xs.shape[:2]
@@ -225,7 +225,7 @@ def _depthwise(flat: _Flat, xs: np.ndarray, w: np.ndarray, scratch: _Scratch) ->
     return flat.crop(np.matmul(w, cols).reshape(n_batch, channels * w.shape[1], length))
 
 
-def _tap_sums(flat: _Flat, xs: np.ndarray, w: np.ndarray, scratch: _Scratch) -> np.ndarray:
+def _tap_sums(flat: _Flat, xs: np.ndarray, w: np.ndarray, scratch: Scratch) -> np.ndarray:
     """Conv as one GEMM per kernel tap and group, summed in place; w is
     (group, taps, M/group, C/group). No column buffer: suits few output channels."""
     group, _, mg, cg = w.shape
@@ -243,7 +243,7 @@ def _tap_sums(flat: _Flat, xs: np.ndarray, w: np.ndarray, scratch: _Scratch) -> 
     return flat.crop(y)
 
 
-def _columns(flat: _Flat, xs: np.ndarray, w: np.ndarray, scratch: _Scratch) -> np.ndarray:
+def _columns(flat: _Flat, xs: np.ndarray, w: np.ndarray, scratch: Scratch) -> np.ndarray:
     """Conv as im2col plus one GEMM per group; w is (group, M/group, C/group * taps).
     The columns are built for a range of positions at a time (at most COLUMN_BYTES)."""
     group, mg, ckg = w.shape
@@ -264,7 +264,7 @@ def _columns(flat: _Flat, xs: np.ndarray, w: np.ndarray, scratch: _Scratch) -> n
     return flat.crop(y)
 
 
-class _Scratch(threading.local):
+class Scratch(threading.local):
     """Work buffers of a kernel kept between its calls (one set per thread): the same
     shapes come back on every run of a model, and fresh pages cost more than the copies."""
 

@@ -31,7 +31,7 @@ from dh_core.ops.conv import (
 from dh_core.backend import Kernel
 from dh_core.ir import Node, TensorType
 
-COLUMN_BYTES = 4 << 20
+COLUMN_BYTES = 16 << 20
 """Largest im2col buffer built at once; more output positions are processed in chunks."""
 
 ALL = (slice(None), slice(None))
@@ -132,6 +132,7 @@ def conv_factory(node: Node, types: Sequence[TensorType | None]) -> Kernel:
         n_batch, channels, m = x.shape[0], x.shape[1], w.shape[0]
         xc = x.astype(ct, copy=False)
         flat = plan(x.shape, w.shape)
+        bias = None if b is None else b.astype(ct, copy=False).reshape((m,) + (1,) * (x.ndim - 2))
         if isinstance(flat, _Flat):
             xs = flat.phases(xc, scratch)
             if group == channels and group > 1 and w.shape[1] == 1:
@@ -140,13 +141,14 @@ def conv_factory(node: Node, types: Sequence[TensorType | None]) -> Kernel:
                 y = _tap_sums(flat, xs, per_tap.get(w, tap_layout), scratch)
             else:
                 y = _columns(flat, xs, as_columns.get(w, columns_layout), scratch)
-        elif flat.is_pointwise() and n_batch and m and channels:
+            return flat.crop(y, bias).astype(x.dtype, copy=False)
+        if flat.is_pointwise() and n_batch and m and channels:
             xg = flat.subsample(xc).reshape(n_batch, group, channels // group, -1)
             y = np.matmul(as_columns.get(w, columns_layout), xg).reshape(n_batch, m, *flat.out)
         else:
             y = np.zeros((n_batch, m, *flat.out), ct)
-        if b is not None:
-            y += b.astype(ct, copy=False).reshape((m,) + (1,) * (x.ndim - 2))
+        if bias is not None:
+            y += bias
         return y.astype(x.dtype, copy=False)
 
     return kernel
@@ -206,28 +208,31 @@ class _Flat:
                   padded.reshape(lead + self.split).transpose(self.order))
         return phases
 
-    def crop(self, y: np.ndarray) -> np.ndarray:
-        """The (N, M, *out) output, contiguous, from a contiguous result (N, M, length)
-        whose last axis holds the flat positions."""
+    def crop(self, y: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+        """The (N, M, *out) output, a fresh array, from a contiguous result (N, M, length)
+        whose last axis holds the flat positions, with ``bias`` added on the way."""
         item = y.itemsize
         view = np.ndarray(y.shape[:2] + self.out, y.dtype, y, 0, y.strides[:2] + tuple(r * item for r in self.rows))
-        return np.ascontiguousarray(view)
+        if bias is None:
+            return np.array(view, order="C")
+        return np.add(view, bias, out=np.empty(view.shape, y.dtype))
 
 
 def _depthwise(flat: _Flat, xs: np.ndarray, w: np.ndarray, scratch: Scratch) -> np.ndarray:
-    """Depthwise Conv (one input channel per group): per channel, the weights times the
-    columns of its taps; w is (C, multiplier, taps)."""
+    """Depthwise Conv (one input channel per group) over the flat positions, (N, M, length):
+    per channel, the weights times the columns of its taps; w is (C, multiplier, taps)."""
     n_batch, channels = xs.shape[:2]
     length = flat.length
     cols, _ = scratch.get((flat, "cols"), (n_batch, channels, len(flat.runs), length), xs.dtype)
     for t, (phase, shift) in enumerate(flat.runs):
         cols[:, :, t] = xs[:, :, phase, shift:shift + length]
-    return flat.crop(np.matmul(w, cols).reshape(n_batch, channels * w.shape[1], length))
+    return np.matmul(w, cols).reshape(n_batch, channels * w.shape[1], length)
 
 
 def _tap_sums(flat: _Flat, xs: np.ndarray, w: np.ndarray, scratch: Scratch) -> np.ndarray:
-    """Conv as one GEMM per kernel tap and group, summed in place; w is
-    (group, taps, M/group, C/group). No column buffer: suits few output channels."""
+    """Conv over the flat positions, (N, M, length), as one GEMM per kernel tap and group,
+    summed in place; w is (group, taps, M/group, C/group). No column buffer: suits few
+    output channels."""
     group, _, mg, cg = w.shape
     n_batch, length = xs.shape[0], flat.length
     y, _ = scratch.get((flat, "sums"), (n_batch, group * mg, length), xs.dtype)
@@ -240,12 +245,13 @@ def _tap_sums(flat: _Flat, xs: np.ndarray, w: np.ndarray, scratch: Scratch) -> n
                 np.matmul(w[g, t], inputs[:, phase, shift:shift + length], out=acc if t == 0 else tmp)
                 if t:
                     acc += tmp
-    return flat.crop(y)
+    return y
 
 
 def _columns(flat: _Flat, xs: np.ndarray, w: np.ndarray, scratch: Scratch) -> np.ndarray:
-    """Conv as im2col plus one GEMM per group; w is (group, M/group, C/group * taps).
-    The columns are built for a range of positions at a time (at most COLUMN_BYTES)."""
+    """Conv over the flat positions, (N, M, length), as im2col plus one GEMM per group; w is
+    (group, M/group, C/group * taps). The columns are built for a range of positions at a
+    time (at most COLUMN_BYTES)."""
     group, mg, ckg = w.shape
     n_batch, channels = xs.shape[:2]
     taps, length = len(flat.runs), flat.length
@@ -261,7 +267,7 @@ def _columns(flat: _Flat, xs: np.ndarray, w: np.ndarray, scratch: Scratch) -> np
             cols = cols.reshape(group, ckg, stop - start)
             for g in range(group):
                 np.matmul(w[g], cols[g], out=y[n, g * mg:(g + 1) * mg, start:stop])
-    return flat.crop(y)
+    return y
 
 
 class Scratch(threading.local):

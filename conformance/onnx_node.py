@@ -53,9 +53,10 @@ def expected_failure(manifest: dict, name: str) -> tuple[str | None, bool]:
     """(reason, strict) when the manifest expects a case to fail, else (None, True).
 
     ``manifest["onnx_xfail"]`` maps regular expressions, searched in the case name, to
-    reasons (strict: a pass is reported); ``manifest["onnx_pending"]`` does the same for
-    cases of ops being added, which may pass."""
-    for section, strict in (("onnx_xfail", True), ("onnx_pending", False)):
+    reasons (strict: a pass is reported); ``manifest["onnx_random"]`` does the same for
+    cases whose expected outputs are another generator's random draws, and
+    ``manifest["onnx_pending"]`` for cases of ops being added: both may pass."""
+    for section, strict in (("onnx_xfail", True), ("onnx_random", False), ("onnx_pending", False)):
         for pattern, reason in manifest.get(section, {}).items():
             if re.search(pattern, name):
                 return reason, strict

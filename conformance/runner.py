@@ -3,7 +3,8 @@
 For each op of the library that has a sample generator and each dtype it is sampled
 with, hypothesis draws samples; each one becomes a one-node graph that the backend
 under test compiles and runs directly (no Session, so no CPU fallback), and every
-output is compared with the op's numpy reference. ``run_suite`` does this for every
+output is compared with the op's numpy reference (for random ops: dtype and shape,
+then a distribution check and seeded reproducibility, see ``check_random``). ``run_suite`` does this for every
 case and adds the runtime checks; ``check_case`` is one case, shared with the pytest
 plugin.
 """
@@ -21,8 +22,8 @@ import numpy as np
 
 from dh_core import backends as backend_registry
 from dh_core.errors import DeviceError, DHError
-from dh_core.ir import Graph, Node, TensorType, Value
-from dh_core.ops import registry
+from dh_core.ir import Graph, Node, SequenceType, TensorType, Value
+from dh_core.ops import OpDef, registry
 from dh_core.passes import infer_types
 
 from .report import Failure, Report
@@ -98,7 +99,7 @@ class CaseResult:
 # -- what to run ----------------------------------------------------------------------
 def cases(ops: Sequence[str] | None = None, dtypes: Sequence[str] | None = None) -> list[Case]:
     """Every (op, dtype) of the op library that has samples, optionally filtered."""
-    known = {op.name for op in registry.all_ops() if not op.domain}
+    known = {op.name for op in registry.all_ops()}
     sampled = all_samples()
     names = sorted(known & set(sampled))
     if ops is not None:
@@ -142,8 +143,10 @@ def one_node_graph(op: str, sample: Sample, n_outputs: int | None = None) -> Gra
     if n_outputs is None:
         n_outputs = sample.n_outputs if sample.n_outputs is not None else default_outputs(op)
     names = [f"x{i}" if x is not None else "" for i, x in enumerate(sample.inputs)]
-    node = Node(op, names, [f"y{i}" for i in range(n_outputs)], dict(sample.attrs), name=op)
-    inputs = [Value(n, TensorType(x.dtype.name, x.shape)) for n, x in zip(names, sample.inputs) if n]
+    node = Node(op, names, [f"y{i}" for i in range(n_outputs)], dict(sample.attrs), name=op,
+                domain=op_def(op).domain)
+    inputs = [Value(n, value_type(x)) for n, x in zip(names, sample.inputs) if n]
+    inputs += [Value(n, value_type(x)) for n, x in sample.outer.items()]
     graph = Graph([node], inputs, [Value(o) for o in node.outputs], name=f"conformance_{op}")
     try:
         infer_types(graph)
@@ -152,9 +155,25 @@ def one_node_graph(op: str, sample: Sample, n_outputs: int | None = None) -> Gra
     return graph
 
 
+def op_def(op: str) -> OpDef:
+    """The library op of that name: the ai.onnx one, else the one of another domain
+    (samples are registered by op name)."""
+    found = [o for o in registry.all_ops() if o.name == op]
+    if not found:
+        raise DHError(f"unknown op {op}: not in the op library")
+    return found[0]
+
+
+def value_type(x: Any) -> TensorType | SequenceType:
+    """The type of a sample value: a tensor, or a sequence for a list of arrays."""
+    if isinstance(x, list):
+        return SequenceType(TensorType(x[0].dtype.name) if x else None)
+    return TensorType(x.dtype.name, x.shape)
+
+
 def default_outputs(op: str) -> int:
     """How many outputs a node of the op has when nobody says: its required ones."""
-    opdef = registry.get(op)
+    opdef = op_def(op)
     return sum(1 for p in opdef.outputs if not p.optional and not p.variadic) or 1
 
 
@@ -165,27 +184,36 @@ def input_types(graph: Graph) -> list[TensorType | None]:
 
 def run_on_backend(backend: Any, device: Any, graph: Graph, sample: Sample) -> list[np.ndarray]:
     """Compile the graph on the backend and run the sample through it, host to host."""
-    arrays = [x for x in sample.inputs if x is not None]
+    arrays = [x for x in sample.inputs if x is not None] + list(sample.outer.values())
     stage = "compile"
     try:
         exe = backend.compile(graph, device)
         stage = "to_device"
-        buffers = [backend.to_device(x, device) for x in arrays]
+        buffers = [_map_value(lambda a: backend.to_device(a, device), x) for x in arrays]
         stage = "run"
         results = exe.run(buffers)
         stage = "to_host"
-        return [backend.to_host(r) for r in results]
+        return [_map_value(backend.to_host, r) for r in results]
     except Exception as exc:
         raise CaseFailure(f"the backend raised in {stage}: {type(exc).__name__}: {exc}") from exc
+
+
+def _map_value(fn: Callable[[Any], Any], value: Any) -> Any:
+    """``fn`` applied to a tensor, to each tensor of a sequence; None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return [fn(x) for x in value]
+    return fn(value)
 
 
 def reference_outputs(op: str, sample: Sample) -> list[np.ndarray]:
     """The op's numpy reference on a sample: every output it produces, or the
     sample's ``n_outputs`` first ones."""
     node = Node(op, [f"x{i}" if x is not None else "" for i, x in enumerate(sample.inputs)], ["y0"],
-                dict(sample.attrs), name=op)
+                dict(sample.attrs), name=op, domain=op_def(op).domain)
     try:
-        results = registry.get(op).run_reference(node, list(sample.inputs))
+        results = op_def(op).run_reference(node, list(sample.inputs), dict(sample.outer))
     except Exception as exc:
         raise CaseFailure(f"the numpy reference raised (a bug of the op library or its samples): "
                           f"{type(exc).__name__}: {exc}") from exc
@@ -199,6 +227,16 @@ def compare(actual: Sequence[np.ndarray], expected: Sequence[np.ndarray], rtol: 
     if len(actual) != len(expected):
         raise CaseFailure(f"the backend returned {len(actual)} outputs, the reference {len(expected)}")
     for i, (got, want) in enumerate(zip(actual, expected)):
+        if want is None or got is None:
+            if (want is None) != (got is None):
+                raise CaseFailure(f"output {i} is {'absent' if got is None else 'present'}; the reference's "
+                                  f"is {'absent' if want is None else 'present'}")
+            continue
+        if isinstance(want, list):
+            if not isinstance(got, list) or len(got) != len(want):
+                raise CaseFailure(f"output {i} is not a sequence of {len(want)} tensors like the reference's")
+            compare(got, want, rtol, atol, dtype)
+            continue
         got = np.asarray(got)
         if got.dtype != want.dtype:
             raise CaseFailure(f"output {i} has dtype {got.dtype}, the reference {want.dtype}")
@@ -216,6 +254,28 @@ def compare(actual: Sequence[np.ndarray], expected: Sequence[np.ndarray], rtol: 
                 np.testing.assert_array_equal(got, want, err_msg=f"output {i}")
             except AssertionError as exc:
                 raise CaseFailure(_cut(str(exc).strip())) from None
+
+
+def check_random(op_samples: OpSamples, sample: Sample, actual: Sequence[np.ndarray],
+                 expected: Sequence[np.ndarray], rerun: Callable[[], list[np.ndarray]]) -> None:
+    """Judge the outputs of a random op, whose values no reference predicts: dtypes and
+    shapes as the reference's, values by the op's distribution check, and a seeded
+    sample reproducible (``rerun`` compiles and runs it again on the backend)."""
+    if len(actual) != len(expected):
+        raise CaseFailure(f"the backend returned {len(actual)} outputs, the reference {len(expected)}")
+    for i, (got, want) in enumerate(zip(actual, expected)):
+        got = np.asarray(got)
+        if got.dtype != want.dtype or got.shape != want.shape:
+            raise CaseFailure(f"output {i} is {got.dtype} {list(got.shape)}, the reference "
+                              f"{want.dtype} {list(want.shape)}")
+    try:
+        op_samples.random(sample, [np.asarray(a) for a in actual])
+    except AssertionError as exc:
+        raise CaseFailure(_cut(f"the random values fail their distribution check: {exc}")) from None
+    if sample.attrs.get("seed") is not None:
+        for i, (first, again) in enumerate(zip(actual, rerun())):
+            if not np.array_equal(np.asarray(first), np.asarray(again)):
+                raise CaseFailure(f"output {i}: the same seed gave other values when run again")
 
 
 def _default_tolerance(dtype: str) -> tuple[float, float]:
@@ -300,7 +360,12 @@ def check_case(backend: Any, case: Case, *, mode: Mode | None = None, manifest: 
                 return
             state["ran"] += 1
             actual = run_on_backend(backend, device, graph, sample)
-            compare(actual, expected, rtol, atol, case.dtype)
+            if op_samples.random is None:
+                compare(actual, expected, rtol, atol, case.dtype)
+            else:
+                check_random(op_samples, sample, actual, expected,
+                             lambda: run_on_backend(backend, device, one_node_graph(case.op, sample, len(expected)),
+                                                    sample))
         except Exception:
             state["failed"] = sample
             raise

@@ -8,7 +8,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from .errors import DeviceError
-from .ir import Graph, Node, TensorType
+from .ir import Graph, Node, TensorType, implicit_inputs, subgraphs, type_key
 
 
 @dataclass(frozen=True)
@@ -85,12 +85,14 @@ class KernelBackend:
         return [Device(self.name)]
 
     def supports(self, node: Node, types: Sequence[TensorType | None]) -> bool:
-        if node.domain or node.op not in self.kernels:
+        """Kernels take tensors: nodes with subgraphs (If, Loop, Scan) and sequence or
+        optional values stay on the host (the CPU backend)."""
+        if node.domain or node.op not in self.kernels or not host_free(node, types):
             return False
         allowed = self.dtypes.get(node.op)
         if allowed is None:
             return True
-        return all(t is None or t.dtype in allowed for t in types)
+        return all(t is None or type_key(t) in allowed for t in types)
 
     def to_device(self, array: np.ndarray, device: Device) -> Any:
         return array
@@ -104,7 +106,10 @@ class KernelBackend:
 
 
 class Program:
-    """A subgraph lowered to ``(kernel, input registers, output registers)`` steps."""
+    """A subgraph lowered to ``(kernel, input registers, output registers)`` steps.
+
+    The kernel of a node with subgraphs (If, Loop, Scan) gets, after its inputs, the
+    outer values its subgraphs read, in the order of :func:`dh_core.ir.implicit_inputs`."""
 
     __slots__ = ("steps", "n_registers", "input_slots", "output_slots", "constants")
 
@@ -129,15 +134,16 @@ class Program:
         constants = [(slot(k), upload(arr)) for k, arr in graph.initializers.items()]
         keep = {slots[k] for k in graph.initializers} | {slot(v.name) for v in graph.outputs}
         last_use: dict[int, int] = {}
-        for i, node in enumerate(graph.nodes):
-            for name in node.inputs:
+        reads = [node.inputs + implicit_inputs(node) for node in graph.nodes]
+        for i, names in enumerate(reads):
+            for name in names:
                 if name:
                     last_use[slot(name)] = i
         raw_steps = []
         for i, node in enumerate(graph.nodes):
             types = [graph.value_types.get(n) if n else None for n in node.inputs]
             kernel = make_kernel(node, types)
-            ins = tuple(slot(n) if n else -1 for n in node.inputs)
+            ins = tuple(slot(n) if n else -1 for n in reads[i])
             outs = tuple(slot(n) if n else -1 for n in node.outputs)
             if not returns_tuple(node):
                 outs = outs[0]
@@ -163,6 +169,11 @@ class Program:
             for f in free:
                 regs[f] = None
         return [regs[s] for s in self.output_slots]
+
+
+def host_free(node: Node, types: Sequence[Any]) -> bool:
+    """False for nodes only the host runs: control flow, and sequence or optional values."""
+    return not subgraphs(node) and all(t is None or isinstance(t, TensorType) for t in types)
 
 
 def returns_tuple(node: Node) -> bool:

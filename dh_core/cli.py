@@ -1,4 +1,4 @@
-"""The ``dh`` command line: list backends, run the conformance suite, run and inspect models.
+"""The ``dh`` command line: list backends, run the conformance suite, run, inspect and convert models.
 
 Heavy modules (onnx, hypothesis, the conformance runner, rich) are imported inside the
 subcommands that need them, so ``dh backends`` answers quickly. A user error prints one
@@ -107,6 +107,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also show the plan over these backends, comma separated")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     p.set_defaults(handler=cmd_info)
+
+    p = _command(commands, "convert", "convert a model to another opset, optionally optimized",
+                 "Imports an ONNX model, optionally optimizes it (folds constants, removes\n"
+                 "Identity and dead nodes, folds BatchNormalization into the Conv, Gemm or\n"
+                 "MatMul before it), exports it at an opset and checks the result with the\n"
+                 "ONNX checker (full check) before writing it.",
+                 "examples:\n  dh convert model.onnx out.onnx\n  dh convert model.onnx out.onnx --opset 17\n"
+                 "  dh convert model.onnx out.onnx --optimize")
+    p.add_argument("model", metavar="MODEL", help="path of the .onnx model")
+    p.add_argument("output", metavar="OUT", help="path of the .onnx model to write")
+    p.add_argument("--opset", type=int, metavar="N",
+                   help="opset to export at (default: the newest the installed onnxruntime loads)")
+    p.add_argument("--optimize", action="store_true", help="optimize the graph before exporting it")
+    p.set_defaults(handler=cmd_convert)
     return parser
 
 
@@ -282,12 +296,15 @@ def _save_npz(path: str, arrays: dict[str, Any]) -> None:
 # -- dh info ---------------------------------------------------------------------
 def cmd_info(args: argparse.Namespace) -> int:
     """Describe a model, and with --backend its plan."""
-    from .session import Session, load_graph
+    from .onnx_io import import_model
 
-    graph = load_graph(args.model)
+    # the plan needs the weights (constant folding); the description only their sizes
+    graph = import_model(args.model, load_data=bool(args.backend))
     info = {"model": args.model, **model_info(graph)}
     plan = None
     if args.backend:
+        from .session import Session
+
         plan = Session(graph, backends=args.backend, fallback="allow").plan
         info["plan"] = plan.to_dict()
     if args.json:
@@ -329,6 +346,8 @@ def _with_subgraphs(graph: Any) -> Iterator[Any]:
 def _value_dict(name: str, t: Any) -> dict:
     if t is None:
         return {"name": name, "dtype": None, "shape": None, "type": "?"}
+    if not hasattr(t, "dtype"):  # a sequence or an optional
+        return {"name": name, "dtype": None, "shape": None, "type": str(t)}
     shape = None if t.shape is None else list(t.shape)
     return {"name": name, "dtype": t.dtype, "shape": shape, "type": str(t)}
 
@@ -363,6 +382,48 @@ def _size(n: int) -> str:
         if size < 1024 or unit == "GiB":
             break
     return f"{size:.1f} {unit}"
+
+
+# -- dh convert ------------------------------------------------------------------
+LARGE_MODEL_BYTES = 2**31 - 2**26
+"""Initializer bytes above which the model is written with its weights in a side file
+(a protobuf message cannot exceed 2 GiB)."""
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    """Import, optionally optimize, export at an opset, check and save a model."""
+    from .onnx_io import export_model, import_model
+    from .onnx_io.exporter import newest_runtime_opset
+    from .passes import optimize
+
+    graph = import_model(args.model)
+    before = sum(1 for _ in graph.walk())
+    if args.optimize:
+        optimize(graph)
+    model = export_model(graph, args.opset if args.opset is not None else newest_runtime_opset())
+    _check_and_save(model, args.output)
+    after = sum(1 for _ in graph.walk())
+    print(f"{args.model} (opset {graph.opset}, {before} nodes) -> {args.output} "
+          f"(opset {model.opset_import[0].version}, {after} nodes)")
+    return 0
+
+
+def _check_and_save(model: Any, path: str) -> None:
+    """Write ``model`` to ``path`` once the ONNX checker accepts it."""
+    import os
+
+    import onnx
+
+    large = sum(t.ByteSize() for t in model.graph.initializer) > LARGE_MODEL_BYTES
+    try:
+        if large:
+            onnx.save(model, path, save_as_external_data=True, location=os.path.basename(path) + ".data")
+            onnx.checker.check_model(path, full_check=True)
+        else:
+            onnx.checker.check_model(model, full_check=True)
+            onnx.save(model, path)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        raise DHError(f"the converted model fails the ONNX checker: {_one_line(str(exc))}") from None
 
 
 # -- output helpers --------------------------------------------------------------

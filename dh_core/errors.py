@@ -40,6 +40,15 @@ class InputError(DHError):
     """A value given to Session.run has the wrong name, shape or dtype."""
 
 
+class MissingDependencyError(DHError):
+    """An optional package that a feature needs is not installed."""
+
+    def __init__(self, feature: str, package: str, extra: str | None = None):
+        self.feature, self.package = feature, package
+        hint = f"pip install 'dh-core[{extra}]'" if extra else f"pip install {package}"
+        super().__init__(f"{feature} needs the package '{package}', which is not installed ({hint})")
+
+
 class DeviceError(DHError):
     """A backend or device failed or is not available."""
 

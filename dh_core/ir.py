@@ -45,12 +45,36 @@ class TensorType:
         return f"{self.dtype}[{dims}]"
 
 
+@dataclass(frozen=True)
+class SequenceType:
+    """A sequence of tensors of one element type (``elem=None``: element type unknown)."""
+
+    elem: TensorType | None = None
+
+    def __str__(self) -> str:
+        return f"seq({self.elem if self.elem else '?'})"
+
+
+@dataclass(frozen=True)
+class OptionalType:
+    """A value that is present (a tensor or a sequence) or absent (None at run time)."""
+
+    elem: TensorType | SequenceType | None = None
+
+    def __str__(self) -> str:
+        return f"optional({self.elem if self.elem else '?'})"
+
+
+ValueType = TensorType | SequenceType | OptionalType
+"""The type of a value: a tensor, a sequence of tensors, or an optional of either."""
+
+
 @dataclass
 class Value:
     """A named graph input or output."""
 
     name: str
-    type: TensorType | None = None
+    type: ValueType | None = None
 
     def __str__(self) -> str:
         return f"%{self.name}: {self.type if self.type else '?'}"
@@ -237,11 +261,12 @@ def node_reads(node: Node) -> list[str]:
     """Names a node reads: its inputs and the outer-scope names its subgraphs use."""
     names = [i for i in node.inputs if i]
     for sub in subgraphs(node):
-        names.extend(_free_names(sub))
+        names.extend(free_names(sub))
     return names
 
 
-def _free_names(graph: Graph) -> list[str]:
+def free_names(graph: Graph) -> list[str]:
+    """Names a graph reads from the scopes around it (repeats included)."""
     local = set(graph.input_names) | set(graph.initializers)
     free: list[str] = []
     for n in graph.nodes:
@@ -249,3 +274,39 @@ def _free_names(graph: Graph) -> list[str]:
         local.update(o for o in n.outputs if o)
     free.extend(v.name for v in graph.outputs if v.name not in local)
     return free
+
+
+def implicit_inputs(node: Node) -> list[str]:
+    """Outer-scope names a node's subgraphs read (each once, in order of first use):
+    values it reads besides its inputs, which passes and backends treat as inputs."""
+    names: list[str] = []
+    for sub in subgraphs(node):
+        for name in free_names(sub):
+            if name not in names:
+                names.append(name)
+    return names
+
+
+# -- sequence and optional types ---------------------------------------------------
+def type_key(t: ValueType) -> str:
+    """A type without its shape as a constraint string: ``"float32"`` for a tensor,
+    ``"seq(float32)"``, ``"optional(float32)"``, ``"optional(seq(float32))"``."""
+    if isinstance(t, TensorType):
+        return t.dtype
+    if t.elem is None:
+        return "seq(?)" if isinstance(t, SequenceType) else "optional(?)"
+    inner = type_key(t.elem)
+    return f"seq({inner})" if isinstance(t, SequenceType) else f"optional({inner})"
+
+
+def type_from_key(key: str) -> ValueType:
+    """The shape-less type a :func:`type_key` string names."""
+    for prefix, cls in (("seq(", SequenceType), ("optional(", OptionalType)):
+        if key.startswith(prefix) and key.endswith(")"):
+            inner = key[len(prefix):-1]
+            return cls(None if inner == "?" else type_from_key(inner))
+    return TensorType(key)
+
+
+def is_tensor_type(t: ValueType | None) -> bool:
+    return isinstance(t, TensorType)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import UnsupportedOpError
-from .ir import Graph, Node, node_reads
+from .ir import Graph, Node, TensorType, node_reads, type_key
 from .ops import registry
 from .passes.decompose import decompose_node, names_in_use
 from .passes.infer import infer_node
@@ -146,18 +146,18 @@ def _decomposition_placeable(graph: Graph, node: Node, backends, taken: set[str]
 def _is_host_computation(node: Node, host_values: set[str], graph: Graph) -> bool:
     if node.op in HOST_OPS:
         return True
-    reads = [n for n in node.inputs if n]
+    reads = node_reads(node)
     if not reads or not all(n in host_values or n in graph.initializers for n in reads):
         return False
     if not any(n in host_values for n in reads):
         return False
     out_types = [graph.value_types.get(o) for o in node.outputs if o]
-    return all(t is not None and t.dtype == "int64" for t in out_types)
+    return all(isinstance(t, TensorType) and t.dtype == "int64" for t in out_types)
 
 
 def _fallback(node: Node, types, backends, cpu, policy: str):
     tried = [b.name for b in backends]
-    dtypes = [t.dtype for t in types if t is not None]
+    dtypes = [type_key(t) for t in types if t is not None]
     if cpu is None or any(b is cpu for b in backends) or policy == "error" or not cpu.supports(node, types):
         if cpu is not None and not any(b is cpu for b in backends) and policy != "error":
             tried.append(cpu.name)

@@ -122,8 +122,8 @@ class Plugins:
 
     def manifest(self, backend: str) -> dict:
         """The merged conformance manifest of a backend: each section (``tolerances``,
-        ``xfail``, ``onnx_xfail``, ``onnx_pending``) is a dict, merged across plugins."""
-        merged: dict = {"tolerances": {}, "xfail": {}, "onnx_xfail": {}, "onnx_pending": {}}
+        ``xfail``, ``onnx_xfail``, ``onnx_random``, ``onnx_pending``) is a dict, merged across plugins."""
+        merged: dict = {"tolerances": {}, "xfail": {}, "onnx_xfail": {}, "onnx_random": {}, "onnx_pending": {}}
         for _, part in self._call_each("dh_conformance_manifest", backend=backend):
             for section, entries in part.items():
                 merged.setdefault(section, {}).update(entries)

@@ -10,7 +10,7 @@ import numpy as np
 from . import backends as backend_registry
 from .backend import Device
 from .errors import DeviceError, DHError, InputError
-from .ir import Graph, TensorType, Value
+from .ir import Graph, OptionalType, SequenceType, TensorType, Value, node_reads
 from .partition import FALLBACKS, Plan, assign, copies_for, memory_space, split
 from .passes import eliminate_dead_code, fold_constants, infer_types
 
@@ -133,7 +133,7 @@ class Session:
 
     def _subgraph(self, part) -> Graph:
         graph = self.graph
-        used = {n for node in part.nodes for n in node.inputs if n in graph.initializers}
+        used = {n for node in part.nodes for n in node_reads(node) if n in graph.initializers}
         types = graph.value_types
         return Graph(part.nodes, [Value(n, types.get(n)) for n in part.inputs],
                      [Value(n, types.get(n)) for n in part.outputs],
@@ -146,11 +146,12 @@ class Session:
     def get_outputs(self) -> list[Value]:
         return [Value(v.name, self.graph.value_types.get(v.name, v.type)) for v in self.graph.outputs]
 
-    def run(self, output_names_or_feeds: Any, feeds: Mapping[str, Any] | None = None) -> list[np.ndarray]:
+    def run(self, output_names_or_feeds: Any, feeds: Mapping[str, Any] | None = None) -> list[Any]:
         """Run the model: ``run(feeds)`` or, as in onnxruntime, ``run(output_names, feeds)``.
 
         Returns the outputs as numpy arrays, in the model's output order (or the order
-        of ``output_names`` when given)."""
+        of ``output_names`` when given). As in onnxruntime, a sequence is a list of
+        arrays and an absent optional is None, in inputs and outputs alike."""
         if feeds is None:
             names, feeds = None, output_names_or_feeds
         else:
@@ -178,25 +179,49 @@ class Session:
                              f"{', '.join(self.graph.output_names)}")
         return [by_name[n] for n in names]
 
-    def _checked_input(self, name: str, feeds: Mapping[str, Any]) -> np.ndarray:
+    def _checked_input(self, name: str, feeds: Mapping[str, Any]) -> Any:
         if name not in feeds:
             raise InputError(f"missing input '{name}'")
-        value = feeds[name]
-        arr = value if isinstance(value, np.ndarray) else np.asarray(value)
-        expected: TensorType | None = self.graph.value_types.get(name)
+        return _checked_value(name, feeds[name], self.graph.value_types.get(name))
+
+
+def _checked_value(name: str, value: Any, expected: Any) -> Any:
+    """A fed value as the run-time value of its declared type: an array for a tensor, a
+    list of arrays for a sequence, None or the value for an optional."""
+    if isinstance(expected, OptionalType):
+        return None if value is None else _checked_value(name, value, expected.elem)
+    if isinstance(expected, SequenceType) or (expected is None and _is_sequence(value)):
+        if not isinstance(value, (list, tuple)):
+            raise InputError(f"input '{name}' is a sequence: give a list of arrays, not {type(value).__name__}")
+        elem = expected.elem if expected is not None else None
+        return [_checked_value(f"{name}[{i}]", x, elem) for i, x in enumerate(value)]
+    if value is None:
         if expected is None:
-            return arr
-        if arr.dtype.name != expected.dtype:
-            raise InputError(f"input '{name}' has dtype {arr.dtype.name}; the model expects {expected.dtype}")
-        if expected.shape is not None:
-            if arr.ndim != len(expected.shape):
-                raise InputError(f"input '{name}' has shape {list(arr.shape)}; the model expects rank "
-                                 f"{len(expected.shape)} {_shape_text(expected.shape)}")
-            for axis, (got, want) in enumerate(zip(arr.shape, expected.shape)):
-                if isinstance(want, int) and got != want:
-                    raise InputError(f"input '{name}' has shape {list(arr.shape)}; the model expects "
-                                     f"{_shape_text(expected.shape)} (axis {axis} must be {want})")
+            return None
+        raise InputError(f"input '{name}' is None; the model expects a tensor")
+    return _checked_array(name, value, expected)
+
+
+def _is_sequence(value: Any) -> bool:
+    """True for a list of arrays (a sequence), False for nested numbers (one tensor)."""
+    return isinstance(value, (list, tuple)) and bool(value) and all(isinstance(x, np.ndarray) for x in value)
+
+
+def _checked_array(name: str, value: Any, expected: TensorType | None) -> np.ndarray:
+    arr = value if isinstance(value, np.ndarray) else np.asarray(value)
+    if expected is None:
         return arr
+    if arr.dtype.name != expected.dtype:
+        raise InputError(f"input '{name}' has dtype {arr.dtype.name}; the model expects {expected.dtype}")
+    if expected.shape is not None:
+        if arr.ndim != len(expected.shape):
+            raise InputError(f"input '{name}' has shape {list(arr.shape)}; the model expects rank "
+                             f"{len(expected.shape)} {_shape_text(expected.shape)}")
+        for axis, (got, want) in enumerate(zip(arr.shape, expected.shape)):
+            if isinstance(want, int) and got != want:
+                raise InputError(f"input '{name}' has shape {list(arr.shape)}; the model expects "
+                                 f"{_shape_text(expected.shape)} (axis {axis} must be {want})")
+    return arr
 
 
 def _shape_text(shape) -> str:

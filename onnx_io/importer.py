@@ -10,17 +10,18 @@ names the file and the problem.
 """
 from __future__ import annotations
 
+import mmap
 import os
 from collections.abc import Iterator
 from typing import Any, Union
 
 import numpy as np
 import onnx
-from onnx import AttributeProto, GraphProto, NodeProto, TensorProto, ValueInfoProto, numpy_helper
+from onnx import AttributeProto, GraphProto, NodeProto, TensorProto, TypeProto, ValueInfoProto, numpy_helper
 
 from dh_core import dtypes as dt
 from dh_core.errors import ModelLoadError
-from dh_core.ir import DEFAULT_OPSET, Dim, Graph, Node, TensorType, Value
+from dh_core.ir import DEFAULT_OPSET, Dim, Graph, Node, OptionalType, SequenceType, TensorType, Value, ValueType
 
 from . import normalize
 
@@ -34,15 +35,24 @@ REDUCE_AXES_MOVED = frozenset(op for op, since in normalize.REDUCE_AXES_INPUT_SI
 ModelSource = Union[str, "os.PathLike[str]", onnx.ModelProto]
 
 
-def import_model(model: ModelSource) -> Graph:
+SHAPE_ONLY_ABOVE = 4096
+"""Without ``load_data``, tensors of more elements than this are not converted."""
+
+
+def import_model(model: ModelSource, load_data: bool = True) -> Graph:
     """A Graph from a path to an ONNX file (external data is read from beside it) or
-    from an ``onnx.ModelProto``."""
+    from an ``onnx.ModelProto``.
+
+    With ``load_data=False`` (to describe a model, not to run it) the initializers and
+    constants of more than 4096 elements, and all external ones, are read-only
+    zero-strided stand-ins of the right dtype and shape: their data is neither
+    converted nor read (the external files must still exist)."""
     label, proto, base_dir = _read(model)
     try:
         opset = _default_opset(proto)
         if proto.functions:
             proto = _inline_functions(proto)
-        return _Importer(proto.graph, opset, base_dir).graph(proto.graph)
+        return _Importer(proto.graph, opset, base_dir, load_data).graph(proto.graph)
     except ModelLoadError as exc:
         raise ModelLoadError(f"cannot load model {label}: {exc}") from None
 
@@ -63,11 +73,22 @@ def _read(model: ModelSource) -> tuple[str, onnx.ModelProto, str]:
     if os.path.isdir(path):
         raise ModelLoadError(f"cannot load model {label}: it is a directory")
     try:
-        proto = onnx.load(path)
+        proto = _parse_file(path)
     except Exception as exc:  # protobuf and onnx raise many types; the user needs one line
         raise ModelLoadError(f"cannot load model {label}: not a readable ONNX file ({_one_line(exc)})") from None
     _check_proto(proto, label)
     return label, proto, os.path.dirname(os.path.abspath(path))
+
+
+def _parse_file(path: str) -> onnx.ModelProto:
+    """The model in ``path``, parsed from a memory map (no copy of the file in memory);
+    external data stays where it is until a tensor is converted."""
+    proto = onnx.ModelProto()
+    with open(path, "rb") as f:
+        if os.fstat(f.fileno()).st_size:
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped, memoryview(mapped) as view:
+                proto.ParseFromString(view)
+    return proto
 
 
 def _check_proto(proto: onnx.ModelProto, label: str) -> None:
@@ -82,6 +103,8 @@ def _default_opset(proto: onnx.ModelProto) -> int:
             raise ModelLoadError("the model declares no opset for the default domain (ai.onnx)")
         return DEFAULT_OPSET
     opset = versions[0]
+    if opset < 1:
+        raise ModelLoadError(f"the model's opset version {opset} for the default domain is not valid")
     if opset < MIN_OPSET and not _unchanged_since(proto.graph, opset, MIN_OPSET):
         raise ModelLoadError(
             f"opset {opset} is not supported yet (dh imports opset {MIN_OPSET} to {DEFAULT_OPSET}); "
@@ -121,12 +144,14 @@ def _one_line(exc: BaseException) -> str:
 class _Importer:
     """Converts one model's graphs; names stay unique across the graph and its subgraphs."""
 
-    def __init__(self, main: GraphProto, opset: int, base_dir: str):
+    def __init__(self, main: GraphProto, opset: int, base_dir: str, load_data: bool = True):
         self.opset = opset
         self.base_dir = base_dir
+        self.load_data = load_data
         self.values: set[str] = set()
         self.explicit_names: set[str] = set()
         for gp in _graphs(main):
+            _check_text(gp)
             self.values.update(t.name for t in gp.initializer)
             self.values.update(v.name for v in gp.input)
             for n in gp.node:
@@ -143,12 +168,13 @@ class _Importer:
         declared = {}
         for vi in (*gp.input, *gp.value_info, *gp.output):
             t = self.value_type(vi, required_tensor=False)
-            if t is not None:
+            if isinstance(t, TensorType):
                 declared[vi.name] = t.dtype
         emit = _Emitter(self, inits, declared)
         nodes: list[Node] = []
         for index, n in enumerate(gp.node):
             if n.op_type == "Constant" and n.domain in ("", "ai.onnx"):
+                self.check_signature(n, n.name or f"Constant_{index}")
                 inits[n.output[0]] = self.constant(n)
             else:
                 nodes.extend(self.node(n, index, emit))
@@ -167,11 +193,49 @@ class _Importer:
         attrs = {}
         for a in n.attribute:
             attrs[a.name] = self.attribute(a, name)
+        self.check_signature(n, name)
         domain = "" if n.domain == "ai.onnx" else n.domain
         node = Node(n.op_type, list(n.input), list(n.output), attrs, name, domain)
         if domain:
             return [node]
-        return normalize.normalize(node, self.opset, emit)
+        try:
+            return normalize.normalize(node, self.opset, emit)
+        except (OverflowError, ValueError, TypeError) as exc:  # attribute values the old form cannot hold
+            raise ModelLoadError(f"node '{name}': {n.op_type} of opset {self.opset} cannot be converted "
+                                 f"({_one_line(exc)})") from None
+
+    def check_signature(self, n: NodeProto, name: str) -> None:
+        """For default-domain ops: input and output counts, required attributes and
+        attribute kinds are as the op's schema at the model's opset has them (what
+        normalization relies on). Ops ONNX does not know pass, for verification to report."""
+        if n.domain not in ("", "ai.onnx"):
+            return
+        try:
+            schema = onnx.defs.get_schema(n.op_type, self.opset, "")
+        except onnx.defs.SchemaError:
+            if onnx.defs.has(n.op_type, ""):
+                later = [v for v in range(self.opset + 1, DEFAULT_OPSET + 1) if onnx.defs.has(n.op_type, v, "")]
+                since = f" (it appears in opset {later[0]})" if later else ""
+                raise ModelLoadError(f"node '{name}': op {n.op_type} does not exist at opset {self.opset}{since}") \
+                    from None
+            return
+        where = f"node '{name}': {n.op_type} of opset {self.opset}"
+        inputs, outputs = len(n.input), len(n.output)
+        if not schema.min_input <= inputs <= schema.max_input:
+            raise ModelLoadError(f"{where} takes {_count_range(schema.min_input, schema.max_input)} inputs, "
+                                 f"not {inputs}")
+        if not schema.min_output <= outputs <= schema.max_output:
+            raise ModelLoadError(f"{where} has {_count_range(schema.min_output, schema.max_output)} outputs, "
+                                 f"not {outputs}")
+        given = {a.name for a in n.attribute}
+        for key, attr in schema.attributes.items():
+            if attr.required and key not in given:
+                raise ModelLoadError(f"{where} needs its attribute '{key}'")
+        for a in n.attribute:
+            expected = schema.attributes.get(a.name)
+            if expected is not None and a.type != expected.type:
+                raise ModelLoadError(f"{where}: attribute '{a.name}' must be {_kind(int(expected.type))}, "
+                                     f"not {_kind(a.type)}")
 
     def node_name(self, n: NodeProto, index: int) -> str:
         if n.name and n.name not in self.node_names:
@@ -225,8 +289,9 @@ class _Importer:
             return self.graph(a.g)
         if kind == AttributeProto.GRAPHS:
             return [self.graph(g) for g in a.graphs]
-        kind_name = AttributeProto.AttributeType.Name(kind) if kind in AttributeProto.AttributeType.values() else kind
-        raise ModelLoadError(f"node '{node}': attribute '{a.name}' has type {kind_name}, which dh does not support")
+        if kind == AttributeProto.TYPE_PROTO:
+            return self.type_of(a.tp, f"node '{node}' attribute '{a.name}'")
+        raise ModelLoadError(f"node '{node}': attribute '{a.name}' has type {_kind(kind)}, which dh does not support")
 
     def constant(self, n: NodeProto) -> np.ndarray:
         """The value of a Constant node."""
@@ -248,11 +313,29 @@ class _Importer:
 
     def tensor(self, t: TensorProto, what: str) -> np.ndarray:
         label = f"{what} '{t.name}'" if t.name else what
-        self.dtype(t.data_type, label)
+        dtype = self.dtype(t.data_type, label)
+        external = t.data_location == TensorProto.EXTERNAL
+        if external:
+            self.check_external_file(t, label)
+        if not self.load_data and (external or _elements(t) > SHAPE_ONLY_ABOVE):
+            return self.stand_in(t, dtype, label)
         try:
             return np.asarray(numpy_helper.to_array(t, self.base_dir))
         except Exception as exc:  # bad raw data, missing external file: onnx raises assorted types
             raise ModelLoadError(f"{label}: cannot read its data ({_one_line(exc)})") from None
+
+    def check_external_file(self, t: TensorProto, label: str) -> None:
+        location = next((e.value for e in t.external_data if e.key == "location"), "")
+        if not location:
+            raise ModelLoadError(f"{label}: its external data has no location")
+        if not os.path.isfile(os.path.join(self.base_dir, location)):
+            raise ModelLoadError(f"{label}: its external data file '{location}' does not exist")
+
+    def stand_in(self, t: TensorProto, dtype: str, label: str) -> np.ndarray:
+        """A zero-strided array of the tensor's dtype and shape, its data unread."""
+        if any(d < 0 for d in t.dims):
+            raise ModelLoadError(f"{label}: negative dimension in {list(t.dims)}")
+        return np.broadcast_to(np.zeros((), dtype=dt.to_numpy(dtype)), tuple(t.dims))
 
     def dtype(self, code: int, what: str) -> str:
         try:
@@ -262,21 +345,34 @@ class _Importer:
             name = TensorProto.DataType.Name(code) if code in known else f"code {code}"
             raise ModelLoadError(f"{what} has element type {name}, which dh does not support") from None
 
-    def value_type(self, vi: ValueInfoProto, required_tensor: bool = True) -> TensorType | None:
-        """The TensorType a ValueInfoProto declares, or None when it declares none."""
-        kind = vi.type.WhichOneof("value")
+    def value_type(self, vi: ValueInfoProto, required_tensor: bool = True) -> ValueType | None:
+        """The type a ValueInfoProto declares (a tensor, a sequence or an optional), or
+        None when it declares none. Other kinds (maps, sparse tensors) raise, unless
+        ``required_tensor`` is False (value_info entries), which ignores them."""
+        try:
+            return self.type_of(vi.type, f"value '{vi.name}'")
+        except ModelLoadError:
+            if required_tensor:
+                raise
+            return None
+
+    def type_of(self, tp: TypeProto, what: str) -> ValueType | None:
+        """The IR type of an ONNX TypeProto (None when it leaves the type open)."""
+        kind = tp.WhichOneof("value")
         if kind is None:
             return None
+        if kind == "sequence_type":
+            return SequenceType(self.type_of(tp.sequence_type.elem_type, what))
+        if kind == "optional_type":
+            return OptionalType(self.type_of(tp.optional_type.elem_type, what))
         if kind != "tensor_type":
-            if not required_tensor:
-                return None
-            what = kind.replace("_type", "")
-            article = "an" if what[0] in "aeiou" else "a"
-            raise ModelLoadError(f"value '{vi.name}' is {article} {what}; dh supports tensors only")
-        tt = vi.type.tensor_type
+            kind_name = kind.replace("_type", "")
+            article = "an" if kind_name[0] in "aeiou" else "a"
+            raise ModelLoadError(f"{what} is {article} {kind_name}; dh supports tensors, sequences and optionals")
+        tt = tp.tensor_type
         if tt.elem_type == TensorProto.UNDEFINED:
             return None
-        dtype = self.dtype(tt.elem_type, f"value '{vi.name}'")
+        dtype = self.dtype(tt.elem_type, what)
         if not tt.HasField("shape"):
             return TensorType(dtype)
         return TensorType(dtype, tuple(_dim(d) for d in tt.shape.dim))
@@ -308,6 +404,38 @@ class _Emitter:
         if name in self.inits:
             return self.inits[name].dtype.name
         return self.declared.get(name)
+
+
+def _check_text(gp: GraphProto) -> None:
+    """Every name and op type of one graph is text (protobuf hands invalid UTF-8 over as bytes)."""
+    fields = [("graph name", gp.name)]
+    fields += [("initializer name", t.name) for t in gp.initializer]
+    fields += [("value name", v.name) for v in (*gp.input, *gp.output, *gp.value_info)]
+    for n in gp.node:
+        fields += [("node name", n.name), ("op type", n.op_type), ("domain", n.domain)]
+        fields += [("value name", name) for name in (*n.input, *n.output)]
+        fields += [("attribute name", a.name) for a in n.attribute]
+    for what, text in fields:
+        if not isinstance(text, str):
+            raise ModelLoadError(f"{what} {text!r} is not UTF-8 text")
+
+
+def _count_range(low: int, high: int) -> str:
+    if low == high:
+        return str(low)
+    return f"at least {low}" if high > 2**30 else f"{low} to {high}"
+
+
+def _kind(kind: int) -> str:
+    known = AttributeProto.AttributeType.values()
+    return AttributeProto.AttributeType.Name(kind) if kind in known else f"kind {kind}"
+
+
+def _elements(t: TensorProto) -> int:
+    count = 1
+    for d in t.dims:
+        count *= d
+    return count
 
 
 def _dim(d: Any) -> Dim:

@@ -21,6 +21,7 @@ version)``) that the canonical form does not accept as it is:
   second operand's dims align with the first's from ``axis``) becomes a reshape of
   the second operand with trailing ones (PRelu's per-channel slope too); Gemm's
   ``broadcast`` goes;
+- Scan 8's batch axis: an outer Scan over the batch runs today's Scan per row;
 - attributes that were removed and mean nothing today (``consumed_inputs``,
   ``is_test``, BatchNormalization's ``spatial=1``).
 
@@ -34,7 +35,7 @@ from typing import Protocol
 import numpy as np
 
 from dh_core.errors import ModelLoadError
-from dh_core.ir import Node
+from dh_core.ir import Graph, Node, Value
 
 
 class Emitter(Protocol):
@@ -313,6 +314,28 @@ def coerced_2d(node: Node, opset: int, emit: Emitter) -> list[Node]:
     return [flat, shape, core, back]
 
 
+def batched_scan(node: Node, opset: int, emit: Emitter) -> list[Node]:
+    """Scan 8 worked on a batch: every input had a leading batch axis (scan inputs then
+    scanned along axis 1), and ``sequence_lens`` could shorten rows. The rewrite is an
+    outer Scan over the batch axis whose body is today's Scan over one row; rows of
+    different lengths are refused."""
+    if node.inputs and node.inputs[0]:
+        raise ModelLoadError(f"node '{node.name}': Scan before opset 9 with a sequence_lens input is not "
+                             f"supported (rows of different lengths)")
+    values = node.inputs[1:]
+    n_scan = node.attrs["num_scan_inputs"]
+    inner_attrs = {"body": node.attrs["body"], "num_scan_inputs": n_scan}
+    if "directions" in node.attrs:
+        inner_attrs["scan_input_directions"] = list(node.attrs["directions"])
+    rows = [emit.value(f"{name}_row") for name in values]
+    results = [emit.value(f"{name}_row") for name in node.outputs]
+    inner = emit.node("Scan", rows, results, inner_attrs, f"{node.name}_row")
+    body = Graph([inner], [Value(r) for r in rows], [Value(r) for r in results], name=f"{node.name}_batch",
+                 opset=node.attrs["body"].opset)
+    return [Node("Scan", list(values), list(node.outputs), {"body": body, "num_scan_inputs": len(values)},
+                 node.name)]
+
+
 OLD_BROADCAST_OPS = ("Add", "Sub", "Mul", "Div", "Pow", "And", "Or", "Xor", "Equal", "Greater", "Less")
 """Binary ops that had ``broadcast`` and ``axis`` attributes before opset 7."""
 
@@ -338,5 +361,6 @@ RULES: dict[str, list[tuple[int, Rule]]] = {
     "Softmax": [(13, coerced_2d)],
     "LogSoftmax": [(13, coerced_2d)],
     "Hardmax": [(13, coerced_2d)],
+    "Scan": [(9, batched_scan)],
 }
 """op -> [(first opset that no longer needs the rule, rule)], applied in order."""

@@ -1,6 +1,7 @@
 """The OpDef base class: an op's schema, type inference, numpy reference and decomposition."""
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -8,13 +9,13 @@ from typing import Any, ClassVar
 import numpy as np
 
 from dh_core.errors import GraphError, ShapeError
-from dh_core.ir import Node, TensorType
+from dh_core.ir import Node, TensorType, ValueType, type_from_key, type_key
 
 REQUIRED = object()
 """Default of an attribute that has no default."""
 
 ATTR_TYPES = ("int", "float", "string", "ints", "floats", "strings", "tensor", "sparse_tensor", "graph",
-              "graphs")
+              "graphs", "type_proto")
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,10 @@ class Param:
     type: str
     optional: bool = False
     variadic: bool = False
+    min_arity: int = 1
+    """How many values a variadic parameter takes at least."""
+    homogeneous: bool = True
+    """False when the values of a variadic parameter may differ in type (If, Loop, Scan)."""
 
 
 @dataclass(frozen=True)
@@ -51,11 +56,11 @@ class InferContext:
 
     def shape(self, i: int):
         t = self.types[i] if i < len(self.types) else None
-        return None if t is None else t.shape
+        return t.shape if isinstance(t, TensorType) else None
 
     def dtype(self, i: int) -> str | None:
         t = self.types[i] if i < len(self.types) else None
-        return None if t is None else t.dtype
+        return t.dtype if isinstance(t, TensorType) else None
 
     def value(self, i: int) -> np.ndarray | None:
         """The input's value when it is known before running (an initializer or folded)."""
@@ -135,6 +140,9 @@ class OpDef:
     constraints: ClassVar[dict[str, tuple[str, ...]]] = {}
     composite: ClassVar[bool] = False
     """True when the op defines ``decompose(d: Decomposer)``, expressing it in other ops."""
+    reads_outer: ClassVar[bool] = False
+    """True for ops with subgraphs (If, Loop, Scan, SequenceMap): their reference also
+    gets ``outer``, the values of the enclosing scopes that the subgraphs read."""
 
     # -- schema checks ---------------------------------------------------------
     def dtypes(self, type_var: str) -> tuple[str, ...]:
@@ -157,7 +165,7 @@ class OpDef:
                 raise GraphError(f"{self.name} needs attribute '{key}'", label)
         n_in = len(node.inputs)
         min_in = sum(1 for p in self.inputs if not p.optional and not p.variadic) + sum(
-            1 for p in self.inputs if p.variadic and not p.optional)
+            p.min_arity for p in self.inputs if p.variadic and not p.optional)
         variadic = any(p.variadic for p in self.inputs)
         max_in = None if variadic else len(self.inputs)
         while n_in and not node.inputs[n_in - 1]:
@@ -188,28 +196,31 @@ class OpDef:
                 continue
             p = self.input_param(i)
             allowed = self.dtypes(p.type)
-            if t.dtype not in allowed:
+            key = type_key(t)
+            if "?" in key:
+                continue
+            if key not in allowed:
                 raise ShapeError(
-                    f"{self.name} input '{p.name}' has dtype {t.dtype}; allowed: {', '.join(allowed)}",
+                    f"{self.name} input '{p.name}' has dtype {key}; allowed: {', '.join(allowed)}",
                     node.name or node.op)
-            if p.type in self.constraints:
-                prev = bound.setdefault(p.type, t.dtype)
-                if prev != t.dtype:
+            if p.type in self.constraints and p.homogeneous:
+                prev = bound.setdefault(p.type, key)
+                if prev != key:
                     raise ShapeError(
-                        f"{self.name} inputs bound to {p.type} disagree: {prev} and {t.dtype}",
+                        f"{self.name} inputs bound to {p.type} disagree: {prev} and {key}",
                         node.name or node.op)
 
     # -- semantics ----------------------------------------------------------------
-    def infer(self, ctx: InferContext) -> list[TensorType | None]:
+    def infer(self, ctx: InferContext) -> list[ValueType | None]:
         """Output types. The default binds dtypes through the constraints and leaves
         shapes unknown; ops override it to compute shapes."""
-        return [None if d is None else TensorType(d) for d in self.output_dtypes(ctx)]
+        return [None if d is None else type_from_key(d) for d in self.output_dtypes(ctx)]
 
     def output_dtypes(self, ctx: InferContext) -> list[str | None]:
         bound: dict[str, str] = {}
         for i, t in enumerate(ctx.types):
-            if t is not None:
-                bound.setdefault(self.input_param(i).type, t.dtype)
+            if t is not None and "?" not in type_key(t):
+                bound.setdefault(self.input_param(i).type, type_key(t))
         out = []
         for i in range(len(ctx.node.outputs)):
             p = self.output_param(i)
@@ -220,12 +231,34 @@ class OpDef:
                 out.append(allowed[0] if len(allowed) == 1 else None)
         return out
 
-    def run_reference(self, node: Node, arrays: Sequence[np.ndarray | None]) -> list[np.ndarray]:
-        """Run the reference for a node; always returns a list of arrays."""
-        result = self.reference(*arrays, **self.full_attrs(node))
+    def run_reference(self, node: Node, arrays: Sequence[Any],
+                      outer: dict[str, Any] | None = None) -> list[Any]:
+        """Run the reference for a node; always returns a list of values (arrays; lists
+        of arrays for sequences; None for an absent optional). ``outer`` holds the
+        enclosing scopes' values that the node's subgraphs read."""
+        attrs = self.full_attrs(node)
+        if self.reads_outer:
+            attrs["outer"] = outer or {}
+        result = self.reference(*arrays, **attrs)
+        wrap = as_value if self.makes_values else np.asarray
         if isinstance(result, tuple):
-            return [np.asarray(r) for r in result]
-        return [np.asarray(result)]
+            return [wrap(r) for r in result]
+        return [wrap(result)]
+
+    @functools.cached_property
+    def makes_values(self) -> bool:
+        """True when an output may be a sequence or an optional rather than a tensor."""
+        return any("(" in key for p in self.outputs for key in self.dtypes(p.type))
 
     def __repr__(self) -> str:
         return f"<OpDef {self.domain + '.' if self.domain else ''}{self.name}>"
+
+
+def as_value(result: Any) -> Any:
+    """A reference result as a run-time value: an array, a list of arrays (a sequence)
+    or None (an absent optional)."""
+    if result is None:
+        return None
+    if isinstance(result, list):
+        return [np.asarray(r) for r in result]
+    return np.asarray(result)

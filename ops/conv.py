@@ -444,3 +444,87 @@ class GlobalMaxPool(_GlobalPool):
 
     def reference(self, x):
         return np.max(x, axis=tuple(range(2, x.ndim)), keepdims=True)
+
+
+def multilinear_sample(x: np.ndarray, coords: np.ndarray) -> np.ndarray:
+    """Sample x (..., *sizes) at fractional positions ``coords`` (k, ...): one row per
+    spatial axis, the leading dims broadcasting against x's. Each point interpolates its
+    2**k neighbours linearly per axis; neighbours outside x count as 0."""
+    k = coords.shape[0]
+    sizes = x.shape[x.ndim - k:]
+    flat = x.reshape(x.shape[:x.ndim - k] + (int(np.prod(sizes)),))
+    if flat.shape[-1] == 0:
+        return np.zeros(np.broadcast_shapes(flat.shape[:-1], coords.shape[1:-1]) + coords.shape[-1:])
+    base = np.floor(coords)
+    frac = coords - base
+    base = base.astype(np.int64)
+    total = 0
+    for corner in itertools.product((0, 1), repeat=k):
+        index = np.zeros(coords.shape[1:], np.int64)
+        weight = np.ones(coords.shape[1:])
+        inside = np.ones(coords.shape[1:], bool)
+        for axis, bit in enumerate(corner):
+            i = base[axis] + bit
+            inside &= (i >= 0) & (i < sizes[axis])
+            index = index * sizes[axis] + np.clip(i, 0, sizes[axis] - 1)
+            weight = weight * (frac[axis] if bit else 1 - frac[axis])
+        lead = np.broadcast_shapes(flat.shape[:-1], index.shape[:-1])
+        index = np.broadcast_to(index, lead + index.shape[-1:])
+        values = np.take_along_axis(np.broadcast_to(flat, lead + flat.shape[-1:]), index, axis=-1)
+        total = total + np.where(inside, values * weight, 0)
+    return np.asarray(total)
+
+
+@register
+class DeformConv(Conv):
+    """Deformable convolution (opset 22): each kernel tap of each output position reads the
+    input at its regular place plus a learned fractional ``offset`` (multilinear
+    interpolation, zeros outside the input), scaled by an optional ``mask``. Input
+    channels split into ``offset_group`` groups with their own offsets and mask; ``group``
+    splits channels as in Conv. offset is (N, offset_group * prod(kernel) * k, *out),
+    ordered (group, kernel taps row-major, axis); mask is (N, offset_group * prod(kernel), *out)."""
+
+    name = "DeformConv"
+    inputs = (Param("X", "T"), Param("W", "T"), Param("offset", "T"), Param("B", "T", optional=True),
+              Param("mask", "T", optional=True))
+    attrs = {"dilations": Attr("ints", None), "group": Attr("int", 1), "kernel_shape": Attr("ints", None),
+             "offset_group": Attr("int", 1), "pads": Attr("ints", None), "strides": Attr("ints", None)}
+
+    def reference(self, x, w, offset, b=None, mask=None, *, dilations, group, kernel_shape, offset_group, pads,
+                  strides):
+        sizes, kernel = list(x.shape[2:]), _weights_kernel(w, kernel_shape)
+        n_, c = x.shape[:2]
+        m, k = w.shape[0], len(kernel)
+        if group < 1 or c != w.shape[1] * group or m % group:
+            raise ShapeError(f"DeformConv input has {c} channels; weights {list(w.shape)} do not fit group {group}")
+        if offset_group < 1 or c % offset_group:
+            raise ShapeError(f"DeformConv input has {c} channels, not divisible by offset_group {offset_group}")
+        out, (strides_, dilations_, pads_) = self._geometry(sizes, kernel, {"dilations": dilations, "pads": pads,
+                                                                           "strides": strides})
+        taps = int(np.prod(kernel))
+        want = [n_, offset_group * taps * k, *out]
+        if list(offset.shape) != want:
+            raise ShapeError(f"DeformConv offset has shape {list(offset.shape)}, expected {want}")
+        if mask is not None and list(mask.shape) != [n_, offset_group * taps, *out]:
+            raise ShapeError(f"DeformConv mask has shape {list(mask.shape)}, expected "
+                             f"{[n_, offset_group * taps, *out]}")
+        # Sampling positions (axis, N, offset group, tap, *out): the regular grid plus offsets.
+        grid = np.stack(np.meshgrid(*(np.arange(o) * s - p for o, s, p in zip(out, strides_, pads_)),
+                                    indexing="ij"))
+        tap = np.stack(np.meshgrid(*(np.arange(kk) * d for kk, d in zip(kernel, dilations_)), indexing="ij"))
+        regular = tap.reshape(k, taps, *([1] * k)) + grid.reshape(k, 1, *out)
+        shifts = offset.astype(np.float64).reshape(n_, offset_group, taps, k, *out)
+        coords = np.moveaxis(shifts, 3, 0) + regular[:, np.newaxis, np.newaxis]
+        # Each offset group's channels sampled at its positions: (N, G_off, C / G_off, taps * out).
+        xg = x.astype(np.float64).reshape(n_, offset_group, c // offset_group, *sizes)
+        points = taps * int(np.prod(out))
+        cols = multilinear_sample(xg, coords.reshape(k, n_, offset_group, 1, points))
+        cols = cols.reshape(n_, offset_group, c // offset_group, taps, *out)
+        if mask is not None:
+            cols = cols * mask.astype(np.float64).reshape(n_, offset_group, 1, taps, *out)
+        cols = cols.reshape(n_, group, c // group, taps, *out)
+        wg = w.astype(np.float64).reshape(group, m // group, c // group, taps)
+        y = np.einsum("ngct...,gmct->ngm...", cols, wg).reshape(n_, m, *out)
+        if b is not None:
+            y = y + b.astype(np.float64).reshape(m, *([1] * k))
+        return y.astype(x.dtype)

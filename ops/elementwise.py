@@ -12,11 +12,13 @@ import math
 import numpy as np
 
 from dh_core import dtypes as dt
+from dh_core.errors import ShapeError
 from dh_core.ir import TensorType
 
 from .base import Attr, Decomposer, InferContext, OpDef, Param
 from .registry import register
 from .shapes import broadcast
+from .values import ANY_VALUE
 
 _ERF = np.vectorize(math.erf, otypes=[np.float64])
 
@@ -34,6 +36,20 @@ def trunc_divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def erf(x: np.ndarray) -> np.ndarray:
     """The error function, computed in float64 and rounded to the dtype of ``x``."""
     return _ERF(x.astype(np.float64)).astype(x.dtype)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """The logistic function, without overflow for large ``|x|``."""
+    one = np.ones((), x.dtype)
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, one / (one + e), e / (one + e)).astype(x.dtype)
+
+
+def emit_sigmoid(d: Decomposer, x: str, outputs: list[str] | int = 1) -> str:
+    """Emit ``1 / (1 + exp(-x))`` in core ops."""
+    one = d.const(1, d.dtype())
+    e = d.op("Exp", d.op("Neg", x))
+    return d.op("Div", one, d.op("Add", one, e), outputs=outputs)
 
 
 def _array_reference(fn):
@@ -469,14 +485,10 @@ class Sigmoid(Unary):
     composite = True
 
     def reference(self, x):
-        one = np.ones((), x.dtype)
-        e = np.exp(-np.abs(x))
-        return np.where(x >= 0, one / (one + e), e / (one + e)).astype(x.dtype)
+        return sigmoid(x)
 
     def decompose(self, d):
-        one = d.const(1, d.dtype())
-        e = d.op("Exp", d.op("Neg", d.inputs[0]))
-        d.op("Div", one, d.op("Add", one, e), outputs=d.outputs)
+        emit_sigmoid(d, d.inputs[0], d.outputs)
 
 
 @register
@@ -674,6 +686,59 @@ class Mish(Unary):
     def decompose(self, d):
         x = d.inputs[0]
         d.op("Mul", x, d.op("Tanh", emit_softplus(d, x)), outputs=d.outputs)
+
+
+def swish(x: np.ndarray, alpha: float) -> np.ndarray:
+    """``x * sigmoid(alpha * x)``, alpha as ONNX's float32 in the dtype of x."""
+    return (x * sigmoid(attr_const(alpha, x) * x)).astype(x.dtype)
+
+
+def emit_swish(d: Decomposer, x: str, alpha: float, outputs: list[str] | int = 1) -> str:
+    scaled = d.op("Mul", x, d.const(np.float32(alpha), d.dtype()))
+    return d.op("Mul", x, emit_sigmoid(d, scaled), outputs=outputs)
+
+
+@register
+class Swish(Unary):
+    """``x * sigmoid(alpha * x)`` (SiLU when alpha is 1)."""
+
+    name = "Swish"
+    attrs = {"alpha": Attr("float", 1.0)}
+    composite = True
+
+    def reference(self, x, *, alpha):
+        return swish(x, alpha)
+
+    def decompose(self, d):
+        emit_swish(d, d.inputs[0], d.attrs["alpha"], d.outputs)
+
+
+@register
+class SwiGLU(Elementwise):
+    """``Swish(A, alpha) * B`` for a gate A and a value B of one shape (no broadcasting)."""
+
+    name = "SwiGLU"
+    inputs = (Param("A", "T"), Param("B", "T"))
+    outputs = (Param("Y", "T"),)
+    attrs = {"alpha": Attr("float", 1.0)}
+    constraints = {"T": dt.FLOATS}
+    composite = True
+
+    def infer(self, ctx: InferContext):
+        a, b = ctx.shape(0), ctx.shape(1)
+        if a is not None and b is not None and (len(a) != len(b) or any(
+                isinstance(i, int) and isinstance(j, int) and i != j for i, j in zip(a, b))):
+            raise ShapeError(f"SwiGLU inputs A {list(a)} and B {list(b)} differ in shape", ctx.node.name)
+        (dtype,) = self.output_dtypes(ctx)
+        return [None if dtype is None else TensorType(dtype, a if a is not None else b)]
+
+    def reference(self, a, b, *, alpha):
+        if a.shape != b.shape:
+            raise ShapeError(f"SwiGLU inputs A {list(a.shape)} and B {list(b.shape)} differ in shape")
+        return swish(a, alpha) * b
+
+    def decompose(self, d):
+        d.op("Mul", emit_swish(d, d.inputs[0], d.attrs["alpha"]), d.inputs[1], outputs=d.outputs)
 
 
 @register
@@ -1013,14 +1078,16 @@ class CastLike(Elementwise):
 
 
 @register
-class Identity(Elementwise):
+class Identity(OpDef):
     name = "Identity"
     inputs = (Param("input", "V"),)
     outputs = (Param("output", "V"),)
-    constraints = {"V": dt.ALL}
+    constraints = {"V": ANY_VALUE}
 
     def infer(self, ctx: InferContext):
         return [ctx.types[0]]
 
     def reference(self, x):
+        if x is None or isinstance(x, list):
+            return None if x is None else list(x)
         return x.copy()

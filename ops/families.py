@@ -1,14 +1,20 @@
 """Imports every built-in op family so that their ops register."""
 from . import (  # noqa: F401
+    control,
     conv,
     elementwise,
     indexing,
     linalg,
+    loss,
     normalization,
     quantize,
+    random,
     reduce,
     rnn,
+    sequence,
+    sequence_models,
     shape,
     signal,
+    training,
     vision,
 )

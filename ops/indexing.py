@@ -96,6 +96,48 @@ class ScatterElements(OpDef):
         return out
 
 
+@register
+class TensorScatter(OpDef):
+    """A KV-cache update: for each batch entry b, ``update``'s slices along ``axis``
+    overwrite ``past_cache`` from position ``write_indices[b]`` (0 when omitted) on;
+    "circular" mode wraps positions modulo the cache length, "linear" must stay inside."""
+
+    name = "TensorScatter"
+    inputs = (Param("past_cache", "T"), Param("update", "T"), Param("write_indices", "int64", optional=True))
+    outputs = (Param("present_cache", "T"),)
+    attrs = {"mode": Attr("string", "linear"), "axis": Attr("int", -2)}
+    constraints = {"T": dt.ALL}
+
+    def infer(self, ctx: InferContext) -> Types:
+        if ctx.attrs["mode"] not in ("linear", "circular"):
+            raise ShapeError(f"TensorScatter mode '{ctx.attrs['mode']}' is not linear or circular", ctx.node.name)
+        return [_typed(ctx, ctx.shape(0))]
+
+    def reference(self, past_cache, update, write_indices=None, *, mode, axis):
+        if mode not in ("linear", "circular"):
+            raise ShapeError(f"TensorScatter mode '{mode}' is not linear or circular")
+        ax = normalize_axis(axis, past_cache.ndim)
+        length, seq = past_cache.shape[ax], update.shape[ax] if update.ndim > ax else -1
+        others = [d for i, d in enumerate(past_cache.shape) if i != ax]
+        if ax == 0 or update.ndim != past_cache.ndim or not 0 <= seq <= length or others != [
+                d for i, d in enumerate(update.shape) if i != ax]:
+            raise ShapeError(f"TensorScatter update {list(update.shape)} does not fit cache "
+                             f"{list(past_cache.shape)} along axis {axis} (batch axis 0 excluded)")
+        batch = past_cache.shape[0]
+        starts = np.zeros(batch, np.int64) if write_indices is None else write_indices.astype(np.int64)
+        if starts.shape != (batch,):
+            raise ShapeError(f"TensorScatter write_indices {list(starts.shape)} is not one per batch entry ({batch})")
+        positions = starts[:, None] + np.arange(seq)
+        if mode == "circular" and length:
+            positions = positions % length
+        elif seq and ((positions < 0) | (positions >= length)).any():
+            raise ShapeError(f"TensorScatter writes past the cache length {length} in linear mode")
+        out = past_cache.copy()
+        for b in range(batch):
+            np.moveaxis(out[b], ax - 1, 0)[positions[b]] = np.moveaxis(update[b], ax - 1, 0)
+        return out
+
+
 # -- selections ------------------------------------------------------------------------------
 @register
 class NonZero(OpDef):

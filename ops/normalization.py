@@ -75,6 +75,14 @@ def _cast(d: Decomposer, x: str, have: str, want: str) -> str:
     return x if have == want else d.op("Cast", x, to=dt.onnx_code(want))
 
 
+def _emit_in(d: Decomposer, have: str, want: str, output: str, op: str, *inputs: str) -> None:
+    """Emit ``op`` computed in dtype ``have`` into ``output`` of dtype ``want`` (cast if they differ)."""
+    if have == want:
+        d.op(op, *inputs, outputs=[output])
+    else:
+        d.op("Cast", d.op(op, *inputs), to=dt.onnx_code(want), outputs=[output])
+
+
 def _emit_standardize(d: Decomposer, x: str, axes: Sequence[int], epsilon: float, dtype: str,
                       mean_out: str = "") -> tuple[str, str]:
     """Emit (normalized, stddev) of x over axes; the mean goes to ``mean_out`` if named."""
@@ -92,8 +100,13 @@ def _output(d: Decomposer, i: int) -> str:
 # -- ops ---------------------------------------------------------------------------------
 @register
 class BatchNormalization(OpDef):
-    """Inference mode only (training_mode=0): Y = (X - mean) / sqrt(var + epsilon) * scale + B
-    per channel (axis 1), computed in the widest dtype of the inputs and cast to X's."""
+    """Y = (X - mean) / sqrt(var + epsilon) * scale + B per channel (axis 1), computed in
+    the widest dtype of the inputs and cast to X's.
+
+    Inference (training_mode=0) uses input_mean and input_var and has one output.
+    Training (training_mode=1) uses the batch's own statistics over every axis but 1
+    (float32 for float16 data, variance without Bessel's correction) and can output
+    running_mean = input_mean * momentum + mean * (1 - momentum), running_var likewise."""
 
     name = "BatchNormalization"
     inputs = (Param("X", "T"), Param("scale", "T1"), Param("B", "T1"),
@@ -106,26 +119,47 @@ class BatchNormalization(OpDef):
 
     @staticmethod
     def _check(training_mode: int, n_outputs: int, node: str | None = None) -> None:
-        if training_mode:
-            raise ShapeError("BatchNormalization is supported in inference mode only (training_mode=0)", node)
-        if n_outputs > 1:
-            raise ShapeError("BatchNormalization in inference mode has one output", node)
+        if not training_mode and n_outputs > 1:
+            raise ShapeError("BatchNormalization in inference mode (training_mode=0) has one output", node)
 
     def infer(self, ctx: InferContext):
+        n = len(ctx.node.outputs)
         self._check(ctx.attrs["training_mode"], sum(1 for o in ctx.node.outputs if o), ctx.node.name)
         dtype = ctx.dtype(0)
-        return [None if dtype is None else TensorType(dtype, ctx.shape(0))]
+        out = [None if dtype is None else TensorType(dtype, ctx.shape(0))]
+        x = ctx.shape(0)
+        channels = (x[1],) if x is not None and len(x) > 1 else None
+        for i in (3, 4)[:n - 1]:
+            t = ctx.types[i] if i < len(ctx.types) else None
+            out.append(None if t is None else TensorType(t.dtype, t.shape if t.shape is not None else channels))
+        return out
 
     def reference(self, x, scale, b, mean, var, *, epsilon, momentum, training_mode):
-        self._check(training_mode, 1)
         work = np.result_type(x, scale, b, mean, var)
         r = x.ndim
-        std = np.sqrt(var.astype(work) + float_attr(epsilon, work))
-        y = (x.astype(work) - _per_channel(mean, r, work)) / _per_channel(std, r, work)
-        return (y * _per_channel(scale, r, work) + _per_channel(b, r, work)).astype(x.dtype)
+        if not training_mode:
+            std = np.sqrt(var.astype(work) + float_attr(epsilon, work))
+            y = (x.astype(work) - _per_channel(mean, r, work)) / _per_channel(std, r, work)
+            return (y * _per_channel(scale, r, work) + _per_channel(b, r, work)).astype(x.dtype)
+        stat = stats_dtype(work.name)
+        axes = (0, *range(2, r))
+        xs = x.astype(stat)
+        batch_mean = np.mean(xs, axis=axes, keepdims=True).astype(stat)
+        dev = xs - batch_mean
+        batch_var = np.mean(dev * dev, axis=axes, keepdims=True).astype(stat)
+        y = dev / np.sqrt(batch_var + float_attr(epsilon, stat))
+        y = (y * _per_channel(scale, r, stat) + _per_channel(b, r, stat)).astype(x.dtype)
+        m = float_attr(momentum, stat)
+        keep = np.asarray(1, stat) - m
+        running_mean = mean.astype(stat) * m + batch_mean.reshape(-1) * keep
+        running_var = var.astype(stat) * m + batch_var.reshape(-1) * keep
+        return y, running_mean.astype(mean.dtype), running_var.astype(var.dtype)
 
     def decompose(self, d):
         self._check(d.attrs["training_mode"], sum(1 for o in d.outputs if o), d.node.name)
+        if d.attrs["training_mode"]:
+            self._decompose_training(d)
+            return
         dtype, r = d.dtype(0), d.rank(0)
         work = np.result_type(*(d.dtype(i) for i in range(5))).name
         x, scale, b, mean, var = (_cast(d, d.inputs[i], d.dtype(i), work) for i in range(5))
@@ -139,6 +173,28 @@ class BatchNormalization(OpDef):
             d.op("Add", d.op("Mul", y, scale), b, outputs=out)
         else:
             d.op("Cast", d.op("Add", d.op("Mul", y, scale), b), to=dt.onnx_code(dtype), outputs=out)
+
+    @staticmethod
+    def _decompose_training(d: Decomposer) -> None:
+        r = d.rank(0)
+        stat = stats_dtype(np.result_type(*(d.dtype(i) for i in range(5))).name)
+        x, scale, b, mean, var = (_cast(d, d.inputs[i], d.dtype(i), stat) for i in range(5))
+        axes = [0, *range(2, r)]
+        batch_mean = _reduce(d, "ReduceMean", x, axes)
+        dev = d.op("Sub", x, batch_mean)
+        batch_var = _reduce(d, "ReduceMean", d.op("Mul", dev, dev), axes)
+        y = d.op("Div", dev, d.op("Sqrt", d.op("Add", batch_var, d.const(float_attr(d.attrs["epsilon"], stat)))))
+        if r > 2:
+            shape = d.const(np.array(channel_shape(r), np.int64))
+            scale, b = (d.op("Reshape", p, shape) for p in (scale, b))
+        _emit_in(d, stat, d.dtype(0), d.outputs[0], "Add", d.op("Mul", y, scale), b)
+        m = float_attr(d.attrs["momentum"], stat)
+        momentum, keep = d.const(m), d.const(np.asarray(1, stat) - m)
+        flat = d.const(np.array([-1], np.int64))
+        for i, prior, batch in ((1, mean, batch_mean), (2, var, batch_var)):
+            if _output(d, i):
+                _emit_in(d, stat, d.dtype(2 + i), d.outputs[i], "Add", d.op("Mul", prior, momentum),
+                         d.op("Mul", d.op("Reshape", batch, flat), keep))
 
 
 @register

@@ -1,5 +1,5 @@
 """Reductions (opset-28 form: ``axes`` is an optional int64 input), ArgMax/ArgMin,
-CumSum and TopK.
+CumSum, CumProd and TopK.
 
 Reducing over an empty set of values gives the reduction's identity (0 for sums, 1 for
 products, the dtype's lowest value for max, -inf for log-sums). With no axes (input
@@ -306,16 +306,15 @@ class ArgMin(ArgReduce):
     pick = staticmethod(np.argmin)
 
 
-@register
-class CumSum(OpDef):
-    """Running sum along the 0-d ``axis`` input; ``exclusive`` shifts in a zero first,
-    ``reverse`` runs from the end. Integer sums wrap."""
+class _Cumulative(OpDef):
+    """A running ``ufunc`` along the 0-d ``axis`` input; ``exclusive`` shifts in the
+    identity first, ``reverse`` runs from the end. Integer results wrap."""
 
-    name = "CumSum"
     inputs = (Param("x", "T"), Param("axis", "T2"))
     outputs = (Param("y", "T"),)
     attrs = {"exclusive": Attr("int", 0), "reverse": Attr("int", 0)}
     constraints = {"T": REDUCE_NUMERIC, "T2": dt.INDEX}
+    ufunc: np.ufunc
 
     def infer(self, ctx: InferContext):
         return [ctx.types[0]]
@@ -324,15 +323,31 @@ class CumSum(OpDef):
         ax = normalize_axis(int(axis.reshape(-1)[0]), x.ndim)
         y = np.flip(x, ax) if reverse else x
         with np.errstate(all="ignore"):
-            out = np.cumsum(y, axis=ax, dtype=x.dtype)
+            out = self.ufunc.accumulate(y, axis=ax, dtype=x.dtype)
         if exclusive:
-            shifted = np.zeros_like(out)
+            shifted = np.full_like(out, self.ufunc.identity)
             src = [slice(None)] * x.ndim
             dst = [slice(None)] * x.ndim
             src[ax], dst[ax] = slice(None, -1), slice(1, None)
             shifted[tuple(dst)] = out[tuple(src)]
             out = shifted
         return np.flip(out, ax) if reverse else out
+
+
+@register
+class CumSum(_Cumulative):
+    """Running sum; the exclusive form starts at 0."""
+
+    name = "CumSum"
+    ufunc = np.add
+
+
+@register
+class CumProd(_Cumulative):
+    """Running product; the exclusive form starts at 1."""
+
+    name = "CumProd"
+    ufunc = np.multiply
 
 
 def sort_order(x: np.ndarray, axis: int, largest: bool) -> np.ndarray:

@@ -765,6 +765,9 @@ class Range(OpDef):
         return [_typed(ctx, self.reference(*values, stash_type=ctx.attrs["stash_type"]).shape)]
 
     def reference(self, start, limit, delta, *, stash_type):
+        """start, limit and delta are scalars; one-element tensors are accepted as the
+        scalar they hold (ONNX's own AffineGrid function passes them)."""
+        start, limit, delta = (_one_element(v) for v in (start, limit, delta))
         dtype = start.dtype
         if dtype.kind in "iu":
             s, l, step = int(start), int(limit), int(delta)
@@ -777,6 +780,13 @@ class Range(OpDef):
             raise ShapeError("Range delta cannot be 0")
         n = _range_length(s, l, step)
         return (work.type(s) + np.arange(n, dtype=work) * work.type(step)).astype(dtype)
+
+
+def _one_element(value) -> np.ndarray:
+    arr = np.asarray(value)
+    if arr.size != 1:
+        raise ShapeError(f"Range takes scalars, got shape {list(arr.shape)}")
+    return arr.reshape(())
 
 
 # -- resizing ---------------------------------------------------------------------------
@@ -1174,6 +1184,12 @@ class Trilu(OpDef):
 
 @register
 class Dropout(OpDef):
+    """Identity unless ``training_mode`` is true and ``ratio`` (default 0.5) is not 0:
+    then each element is kept with probability 1 - ratio and scaled by 1 / (1 - ratio),
+    ``output = data * mask * scale``. The mask is drawn as ``uniform[0, 1) >= ratio``
+    from numpy's MT19937 RandomState seeded with ``seed`` (the generator ONNX's reference
+    and node cases use), or from fresh entropy when ``seed`` is absent."""
+
     name = "Dropout"
     inputs = (Param("data", "T"), Param("ratio", "T1", optional=True), Param("training_mode", "bool", optional=True))
     outputs = (Param("output", "T"), Param("mask", "bool", optional=True))
@@ -1182,24 +1198,31 @@ class Dropout(OpDef):
     composite = True
 
     def infer(self, ctx: InferContext) -> Types:
-        training = ctx.value(2)
-        if training is not None and bool(np.asarray(training).reshape(-1)[0]):
-            raise ShapeError("Dropout with training_mode=True is unsupported (inference only)", ctx.node.name)
         out = [ctx.types[0]]
         if len(ctx.node.outputs) > 1:
             out.append(TensorType("bool", ctx.shape(0)))
         return out
 
     def reference(self, data, ratio=None, training_mode=None, *, seed):
-        if training_mode is not None and bool(training_mode.reshape(-1)[0]):
-            raise ShapeError("Dropout with training_mode=True is unsupported (inference only)")
-        return data.copy(), np.ones(data.shape, dtype=bool)
+        if training_mode is None or not bool(training_mode.reshape(-1)[0]):
+            return data.copy(), np.ones(data.shape, dtype=bool)
+        ratio = np.asarray(0.5, np.float32) if ratio is None else ratio.reshape(())
+        if ratio == 0:
+            return data.copy(), np.ones(data.shape, dtype=bool)
+        if not 0 <= ratio < 1:
+            raise ShapeError(f"Dropout ratio {float(ratio)} is outside [0, 1)")
+        mask = np.random.RandomState(seed).uniform(0.0, 1.0, data.shape) >= ratio
+        one = np.ones((), ratio.dtype)
+        with np.errstate(all="ignore"):
+            out = data * mask.astype(data.dtype) * (one / (one - ratio))
+        return out.astype(data.dtype), mask
 
     def decompose(self, d: Decomposer) -> None:
-        if len(d.inputs) > 2 and d.inputs[2]:
-            training = d.value(2)
-            if training is None or bool(training.reshape(-1)[0]):
-                raise ShapeError("Dropout decomposes only with training_mode constant False", d.node.name)
+        training = d.value(2) if len(d.inputs) > 2 and d.inputs[2] else np.array(False)
+        ratio = d.value(1) if len(d.inputs) > 1 and d.inputs[1] else None
+        if training is None or (bool(training.reshape(-1)[0]) and (ratio is None or ratio.reshape(-1)[0] != 0)):
+            raise ShapeError("Dropout decomposes only where it is the identity (training_mode constant "
+                             "False or ratio constant 0): the library has no random op", d.node.name)
         d.op("Identity", d.inputs[0], outputs=d.outputs[:1])
         if len(d.outputs) > 1 and d.outputs[1]:
             d.op("ConstantOfShape", d.op("Shape", d.inputs[0]), outputs=d.outputs[1:2],

@@ -1,13 +1,14 @@
-"""Vision ops: detection, region pooling, sampling grids."""
+"""Vision ops: detection, region pooling, sampling grids, image decoding."""
 from __future__ import annotations
 
+import io
 import itertools
 import math
 
 import numpy as np
 
 from dh_core import dtypes as dt
-from dh_core.errors import ShapeError
+from dh_core.errors import MissingDependencyError, ShapeError
 from dh_core.ir import TensorType
 
 from .base import Attr, InferContext, OpDef, Param
@@ -434,3 +435,51 @@ class MaxRoiPool(OpDef):
                 if h1 > h0 and w1 > w0:
                     out[r, :, ph, pw] = x[int(roi[0]), :, h0:h1, w0:w1].max(axis=(1, 2))
         return out
+
+
+PIXEL_FORMATS = {"RGB": 3, "BGR": 3, "Grayscale": 1}
+"""ImageDecoder's pixel formats and their channel counts."""
+
+
+@register
+class ImageDecoder(OpDef):
+    """Decodes an encoded image (BMP, JPEG, JPEG 2000, TIFF, PNG, WebP, PBM/PGM/PPM) from a
+    1-D uint8 stream into (height, width, channels): RGB, BGR or Grayscale (1 channel,
+    ITU-R 601-2 luma). A stream that cannot be decoded gives an empty (0, 0, channels)
+    image, as ONNX says. Decoding uses Pillow (the optional ``image`` extra); JPEG
+    chroma upsampling is libjpeg's "fancy" method, as ONNX specifies."""
+
+    name = "ImageDecoder"
+    inputs = (Param("encoded_stream", "T1"),)
+    outputs = (Param("image", "T2"),)
+    attrs = {"pixel_format": Attr("string", "RGB")}
+    constraints = {"T1": ("uint8",), "T2": ("uint8",)}
+
+    @staticmethod
+    def _channels(pixel_format: str, node: str | None = None) -> int:
+        if pixel_format not in PIXEL_FORMATS:
+            raise ShapeError(f"ImageDecoder pixel_format must be one of {', '.join(PIXEL_FORMATS)}, "
+                             f"got '{pixel_format}'", node)
+        return PIXEL_FORMATS[pixel_format]
+
+    def infer(self, ctx: InferContext):
+        shape = ctx.shape(0)
+        if shape is not None and len(shape) != 1:
+            raise ShapeError(f"ImageDecoder encoded_stream must have rank 1, got {len(shape)}", ctx.node.name)
+        return [TensorType("uint8", (None, None, self._channels(ctx.attrs["pixel_format"], ctx.node.name)))]
+
+    def reference(self, encoded, *, pixel_format):
+        channels = self._channels(pixel_format)
+        if encoded.ndim != 1:
+            raise ShapeError(f"ImageDecoder encoded_stream must have rank 1, got shape {list(encoded.shape)}")
+        try:
+            from PIL import Image, UnidentifiedImageError
+        except ImportError:
+            raise MissingDependencyError("ImageDecoder", "pillow", "image") from None
+        try:
+            with Image.open(io.BytesIO(encoded.tobytes())) as img:
+                decoded = np.asarray(img.convert("L" if channels == 1 else "RGB"), np.uint8)
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+            return np.zeros((0, 0, channels), np.uint8)
+        decoded = decoded.reshape(decoded.shape[0], decoded.shape[1], channels)
+        return np.ascontiguousarray(decoded[:, :, ::-1]) if pixel_format == "BGR" else decoded

@@ -293,7 +293,7 @@ def test_usage_errors_exit_2(args, capsys):
 def test_help_covers_every_command(capsys):
     assert main(["--help"]) == 0
     top = capsys.readouterr().out
-    for command in ("backends", "conformance", "run", "info"):
+    for command in ("backends", "conformance", "run", "info", "convert"):
         assert command in top
         assert main([command, "--help"]) == 0
         text = capsys.readouterr().out

@@ -239,11 +239,11 @@ def test_unsupported_element_type():
     one_line_load_error(model, "initializer 'half_brain' has element type BFLOAT16")
 
 
-def test_non_tensor_input():
+def test_map_input_is_refused():
     model = cnn_model()
-    seq = helper.make_tensor_sequence_value_info("s", TensorProto.FLOAT, [2])
-    model.graph.input.append(seq)
-    one_line_load_error(model, "value 's' is a sequence")
+    map_type = helper.make_map_type_proto(TensorProto.INT64, helper.make_tensor_type_proto(TensorProto.FLOAT, []))
+    model.graph.input.append(helper.make_value_info("m", map_type))
+    one_line_load_error(model, "value 'm' is a map")
 
 
 def test_opsets_before_6_are_refused_naming_the_opset_when_their_ops_changed_since():

@@ -249,3 +249,31 @@ def test_clip_bounds_take_the_declared_dtype_or_follow_the_data():
     out = dh_backend.run_model(undeclared, [np.array([-1, 0.25, 2], np.float16)])[0]
     assert out.dtype == np.float16
     np.testing.assert_array_equal(out, [0.5, 0.5, 2])
+
+
+def _scan8(sequence_lens: str = "", directions=None) -> onnx.ModelProto:
+    """Scan 8 over a batch of 2: a running sum (state [3]) of 4 slices of [3], emitted each step."""
+    body = helper.make_graph([helper.make_node("Add", ["s", "x_t"], ["s_out"]),
+                              helper.make_node("Identity", ["s_out"], ["y"])], "body",
+                             [helper.make_tensor_value_info("s", FLOAT, [3]),
+                              helper.make_tensor_value_info("x_t", FLOAT, [3])],
+                             [helper.make_tensor_value_info("s_out", FLOAT, [3]),
+                              helper.make_tensor_value_info("y", FLOAT, [3])])
+    attrs = {"body": body, "num_scan_inputs": 1}
+    if directions is not None:
+        attrs["directions"] = directions
+    node = helper.make_node("Scan", [sequence_lens, "init", "xs"], ["final", "ys"], **attrs)
+    return model([node], [("init", FLOAT, [2, 3]), ("xs", FLOAT, [2, 4, 3])],
+                 [("final", FLOAT, [2, 3]), ("ys", FLOAT, [2, 4, 3])], 8)
+
+
+@pytest.mark.parametrize("directions", [None, [1]])
+def test_scan_8_runs_per_batch_row(directions):
+    same_as_ort(_scan8(directions=directions), x(2, 3), x(2, 4, 3))
+
+
+def test_scan_8_with_sequence_lengths_is_refused():
+    m = _scan8("lens")
+    m.graph.input.append(helper.make_tensor_value_info("lens", TensorProto.INT64, [2]))
+    with pytest.raises(ModelLoadError, match="sequence_lens"):
+        import_model(m)

@@ -18,9 +18,10 @@ CONV_TOLERANCE = {"float16": (1e-2, 1e-2), "float32": (1e-4, 1e-5), "float64": (
 
 
 @st.composite
-def _geometry(draw):
-    """Spatial rank, kernel, strides, dilations and explicit pads (pads < effective kernel)."""
-    rank = draw(st.integers(1, 3))
+def _geometry(draw, rank: int | None = None):
+    """Kernel, strides, dilations and explicit pads (pads < effective kernel) over
+    ``rank`` spatial axes (1 to 3 when None)."""
+    rank = draw(st.integers(1, 3)) if rank is None else rank
 
     def per_axis(lo: int, hi: int):
         return st.lists(st.integers(lo, hi), min_size=rank, max_size=rank)
@@ -76,6 +77,42 @@ def conv(dtype):
         if draw_(st.booleans()):
             attrs["kernel_shape"] = kernel
         return Sample(inputs, attrs)
+
+    return draw()
+
+
+@samples("DeformConv", dt.FLOATS, CONV_TOLERANCE)
+def deform_conv(dtype):
+    """Mostly 2-D (the common case), also 1-D and 3-D; offsets up to 2.5 pixels either way,
+    so that taps land between pixels and outside the input; offset groups, conv groups,
+    optional bias and mask."""
+
+    @st.composite
+    def draw(draw_):
+        kernel, strides, dilations, pads = draw_(_geometry(2 if draw_(st.integers(0, 3)) else None))
+        k = len(kernel)
+        sizes = [max(2, s) for s in _sizes(draw_, kernel, dilations, pads, "NOTSET", 4 if k < 3 else 3)]
+        out = [output_size(sizes[i], kernel[i], strides[i], dilations[i], pads[i], pads[i + k]) for i in range(k)]
+        group, offset_group = draw_(st.integers(1, 2)), draw_(st.integers(1, 2))
+        c = int(np.lcm(group, offset_group)) * draw_(st.integers(1, 2))
+        m = group * draw_(st.integers(1, 2))
+        n = draw_(st.integers(1, 2))
+        taps = int(np.prod(kernel))
+        x = draw_(values(dtype, (n, c, *sizes), bound=2, special=False))
+        w = draw_(values(dtype, (m, c // group, *kernel), bound=2, special=False))
+        offset = draw_(values(dtype, (n, offset_group * taps * k, *out), bound=2.5, special=False))
+        bias = draw_(values(dtype, (m,), bound=2, special=False)) if draw_(st.booleans()) else None
+        mask = (draw_(values(dtype, (n, offset_group * taps, *out), bound=1, special=False, nonnegative=True))
+                if draw_(st.booleans()) else None)
+        attrs = _geometry_attrs(draw_, kernel, strides, dilations, pads, "NOTSET")
+        attrs.pop("auto_pad", None)
+        if group != 1 or draw_(st.booleans()):
+            attrs["group"] = group
+        if offset_group != 1 or draw_(st.booleans()):
+            attrs["offset_group"] = offset_group
+        if draw_(st.booleans()):
+            attrs["kernel_shape"] = kernel
+        return Sample([x, w, offset, bias, mask], attrs)
 
     return draw()
 

@@ -259,6 +259,20 @@ samples("Xor", BOOL)(binary)
 samples("Celu", dt.FLOATS)(lambda dtype: with_attrs(unary(dtype), alpha=float_attr(0.125, 3)))
 samples("Mish", dt.FLOATS)(unary)
 samples("Softsign", dt.FLOATS)(unary)
+samples("Swish", dt.FLOATS)(lambda dtype: with_attrs(unary(dtype), alpha=float_attr(-3, 3)))
+
+
+@samples("SwiGLU", dt.FLOATS)
+def swiglu(dtype):
+    """A gate and a value of one shape (SwiGLU does not broadcast)."""
+
+    @st.composite
+    def draw(draw_):
+        shape = draw_(shapes())
+        return Sample([draw_(arrays(dtype, shape)), draw_(arrays(dtype, shape))],
+                      {"alpha": draw_(float_attr(-3, 3))})
+
+    return draw()
 samples("ThresholdedRelu", dt.FLOATS)(lambda dtype: with_attrs(unary(dtype), alpha=float_attr(-3, 3)))
 
 

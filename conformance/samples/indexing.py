@@ -46,6 +46,30 @@ def scatter_elements(dtype):
     return draw()
 
 
+@samples("TensorScatter", dt.ALL)
+def tensor_scatter(dtype):
+    """Caches of rank 2 to 4, any axis but the batch axis (negative too), updates as
+    long as the cache at most, write positions inside the cache in linear mode and
+    anywhere below twice its length in circular mode, or omitted."""
+
+    @st.composite
+    def draw(draw_):
+        cache = draw_(arrays(dtype, shapes(min_dims=2, max_dims=4, min_side=1, max_side=4)))
+        ax = draw_(st.integers(1, cache.ndim - 1))
+        length = cache.shape[ax]
+        seq = draw_(st.integers(0, length))
+        update = draw_(arrays(dtype, cache.shape[:ax] + (seq,) + cache.shape[ax + 1:]))
+        mode = draw_(st.sampled_from(["linear", "circular"]))
+        top = length - seq if mode == "linear" else 2 * length - 1
+        inputs = [cache, update]
+        if draw_(st.booleans()):
+            inputs.append(np.array(draw_(st.lists(st.integers(0, top), min_size=cache.shape[0],
+                                                  max_size=cache.shape[0])), np.int64))
+        return Sample(inputs, {"mode": mode, "axis": draw_(st.sampled_from([ax, ax - cache.ndim]))})
+
+    return draw()
+
+
 @samples("NonZero", dt.ALL)
 def non_zero(dtype):
     return arrays(dtype, shapes(min_dims=1), min_value=-2, max_value=2).map(lambda x: Sample([x]))

@@ -42,6 +42,9 @@ def batch_normalization(dtype):
         attrs = {"epsilon": draw_(EPSILONS)}
         if draw_(st.booleans()):
             attrs["momentum"] = 0.5
+        if draw_(st.booleans()):  # training: batch statistics, running ones as outputs 2 and 3
+            attrs["training_mode"] = 1
+            return Sample([x, scale, b, mean, var], attrs, n_outputs=draw_(st.integers(1, 3)))
         return Sample([x, scale, b, mean, var], attrs)
 
     return draw()

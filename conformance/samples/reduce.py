@@ -1,4 +1,4 @@
-"""Samples for the reductions, ArgMax/ArgMin, CumSum and TopK.
+"""Samples for the reductions, ArgMax/ArgMin, CumSum, CumProd and TopK.
 
 The reductions' ``axes`` is an int64 input: omitted, empty, or a list of distinct axes
 (negative ones included), combined with both keepdims and noop_with_empty_axes values.
@@ -113,6 +113,20 @@ def cumsum(dtype):
     @st.composite
     def draw(draw_):
         data = draw_(arrays(dtype, shapes(min_dims=1), min_value=-10, max_value=10))
+        axis = np.array(draw_(st.integers(-data.ndim, data.ndim - 1)), draw_(st.sampled_from(dt.INDEX)))
+        attrs = {"exclusive": draw_(st.integers(0, 1)), "reverse": draw_(st.integers(0, 1))}
+        return Sample([data, axis], attrs)
+
+    return draw()
+
+
+@samples("CumProd", REDUCE_NUMERIC)
+def cumprod(dtype):
+    """Like CumSum's, with small factors so that float16 products stay finite."""
+
+    @st.composite
+    def draw(draw_):
+        data = draw_(arrays(dtype, shapes(min_dims=1), min_value=-4, max_value=4))
         axis = np.array(draw_(st.integers(-data.ndim, data.ndim - 1)), draw_(st.sampled_from(dt.INDEX)))
         attrs = {"exclusive": draw_(st.integers(0, 1)), "reverse": draw_(st.integers(0, 1))}
         return Sample([data, axis], attrs)

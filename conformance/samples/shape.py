@@ -450,11 +450,15 @@ def dropout(dtype):
     @st.composite
     def draw(draw_):
         x = draw_(arrays(dtype, shapes()))
+        n_outputs = draw_(st.integers(1, 2))
+        if draw_(st.booleans()):  # training: a seeded mask, so that every run draws the same one
+            ratio = np.array(draw_(st.sampled_from([0.0, 0.25, 0.5, 0.75])), dtype)
+            return Sample([x, ratio, np.array(True)], {"seed": draw_(st.integers(0, 2**31 - 1))}, n_outputs)
         inputs = [x]
         if draw_(st.booleans()):
             inputs.append(np.array(draw_(st.sampled_from([0.0, 0.25, 0.5])), draw_(st.sampled_from(dt.FLOATS))))
             if draw_(st.booleans()):
                 inputs.append(np.array(False))
-        return Sample(inputs, {"seed": 0} if draw_(st.booleans()) else {}, draw_(st.integers(1, 2)))
+        return Sample(inputs, {"seed": 0} if draw_(st.booleans()) else {}, n_outputs)
 
     return draw()

@@ -149,3 +149,42 @@ def max_roi_pool(dtype):
         return Sample([x, rois], attrs)
 
     return draw()
+
+
+def encode_pnm(pixels: np.ndarray) -> bytes:
+    """A binary PPM (RGB, (h, w, 3)) or PGM ((h, w)) file of uint8 pixels."""
+    magic = b"P6" if pixels.ndim == 3 else b"P5"
+    return magic + f"\n{pixels.shape[1]} {pixels.shape[0]}\n255\n".encode() + pixels.tobytes()
+
+
+def encode_bmp(pixels: np.ndarray) -> bytes:
+    """An uncompressed 24-bit BMP file of (h, w, 3) uint8 RGB pixels (rows bottom-up,
+    BGR, each row padded to 4 bytes)."""
+    h, w = pixels.shape[:2]
+    row = (3 * w + 3) // 4 * 4
+    body = np.zeros((h, row), np.uint8)
+    body[:, :3 * w] = pixels[::-1, :, ::-1].reshape(h, 3 * w)
+    header = b"BM" + np.array([54 + body.size, 0, 54], "<u4").tobytes()
+    info = np.array([40, w, h], "<i4").tobytes() + np.array([1, 24], "<u2").tobytes() + \
+        np.array([0, body.size, 2835, 2835, 0, 0], "<u4").tobytes()
+    return header + info + body.tobytes()
+
+
+@samples("ImageDecoder", ("uint8",))
+def image_decoder(dtype):
+    """PPM, PGM and BMP streams built here from random pixels (1 to 6 on a side), and
+    streams that are no image (an empty result); every pixel format."""
+
+    @st.composite
+    def draw(draw_):
+        h, w = draw_(st.integers(1, 6)), draw_(st.integers(1, 6))
+        kind = draw_(st.sampled_from(["ppm", "pgm", "bmp", "garbage"]))
+        if kind == "garbage":
+            stream = b"not an image: " + draw_(st.binary(max_size=20))
+        else:
+            pixels = draw_(arrays("uint8", (h, w) if kind == "pgm" else (h, w, 3)))
+            stream = encode_bmp(pixels) if kind == "bmp" else encode_pnm(pixels)
+        attrs = {"pixel_format": draw_(st.sampled_from(["RGB", "BGR", "Grayscale"]))}
+        return Sample([np.frombuffer(stream, np.uint8).copy()], attrs)
+
+    return draw()

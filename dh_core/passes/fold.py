@@ -10,9 +10,19 @@ NEVER_FOLD = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUnifor
               "Bernoulli", "Multinomial"}
 
 
-def fold_constants(graph: Graph, max_elements: int = 1 << 24) -> Graph:
+GROWTH_FLOOR_BYTES = 1 << 20
+"""Outputs up to this size may always be folded, whatever ``max_growth`` says."""
+
+
+def fold_constants(graph: Graph, max_elements: int = 1 << 24, max_growth: float | None = None) -> Graph:
     """Evaluate, in place, nodes with only constant inputs (and Shape of a static input)
-    with the numpy references; their outputs become initializers."""
+    with the numpy references; their outputs become initializers (tensor outputs only:
+    a constant sequence or optional stays a node).
+
+    Nodes whose outputs hold more than ``max_elements`` elements stay, and with
+    ``max_growth`` so do those whose outputs take more than ``max_growth`` times the
+    bytes of their inputs (and over 1 MiB): a ConstantOfShape that makes a large weight
+    is smaller in a file than the weight."""
     kept = []
     for node in graph.nodes:
         values = _constant_inputs(graph, node)
@@ -21,7 +31,8 @@ def fold_constants(graph: Graph, max_elements: int = 1 << 24) -> Graph:
             continue
         opdef = registry.find(node.op, node.domain)
         results = opdef.run_reference(node, values)
-        if sum(r.size for r in results) > max_elements:
+        if (not all(isinstance(r, np.ndarray) for r in results)
+                or sum(r.size for r in results) > max_elements or _grows(values, results, max_growth)):
             kept.append(node)
             continue
         for name, value in zip(node.outputs, results):
@@ -30,6 +41,13 @@ def fold_constants(graph: Graph, max_elements: int = 1 << 24) -> Graph:
                 graph.value_types[name] = TensorType(value.dtype.name, value.shape)
     graph.nodes = kept
     return graph
+
+
+def _grows(values: list, results: list, max_growth: float | None) -> bool:
+    if max_growth is None:
+        return False
+    out = sum(r.nbytes for r in results)
+    return out > GROWTH_FLOOR_BYTES and out > max_growth * sum(v.nbytes for v in values if v is not None)
 
 
 def _constant_inputs(graph: Graph, node) -> list | None:

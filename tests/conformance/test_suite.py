@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 
+from dh_core import dtypes as dt
 from dh_core.backend import Device, KernelBackend, returns_tuple
 from dh_core.conformance import runtime_checks
 from dh_core.conformance.pytest_plugin import Conformance, _case_params
@@ -112,6 +113,45 @@ def test_expected_failures_are_strict():
     assert xpass.message == "unexpected pass: the manifest expects a failure (was broken)"
     assert report.summary == {"passed": 0, "failed": 1, "xfailed": 1, "unsupported": 0}
     assert report.exit_code == 1
+
+
+def uniform_of_another_generator(node, types):
+    """A correct RandomUniform whose generator is not the reference's."""
+    attrs = registry.get("RandomUniform").full_attrs(node)
+    low, high = float(np.float32(attrs["low"])), float(np.float32(attrs["high"]))
+    dtype = dt.from_onnx(attrs["dtype"])
+    seed = attrs["seed"]
+    state = np.random.RandomState(None if seed is None else abs(int(seed)))
+    return lambda: np.minimum(low + (high - low) * state.random_sample(attrs["shape"]),
+                              np.nextafter(np.float32(high), np.float32(low))).astype(dtype)
+
+
+def uniform_ignoring_low_and_high(node, types):
+    shape, code = node.attrs["shape"], node.attrs.get("dtype", 1)
+    return lambda: np.random.default_rng(0).random(shape).astype(dt.from_onnx(code))
+
+
+def normal_ignoring_the_seed(node, types):
+    attrs = registry.get("RandomNormal").full_attrs(node)
+    dtype = dt.from_onnx(attrs["dtype"])
+    return lambda: (attrs["mean"] + attrs["scale"] * np.random.default_rng().standard_normal(attrs["shape"])
+                    ).astype(dtype)
+
+
+def test_random_ops_are_judged_by_distribution_and_seeded_reproducibility():
+    """Another generator passes (values differ from the reference's); a wrong range and
+    a seed that changes nothing fail, as does a wrong dtype."""
+    ops, f32 = ["RandomUniform", "RandomNormal"], ["float32"]
+    assert run_suite(Planted(RandomUniform=uniform_of_another_generator), ops=ops, dtypes=f32).exit_code == 0
+    report = run_suite(Planted(RandomUniform=uniform_ignoring_low_and_high, RandomNormal=normal_ignoring_the_seed),
+                       ops=ops, dtypes=f32)
+    assert report.ops == {"RandomUniform": {"float32": "fail"}, "RandomNormal": {"float32": "fail"}}
+    messages = {f.op: f.message for f in report.failures}
+    assert messages["RandomUniform"].startswith("the random values fail their distribution check: ")
+    assert messages["RandomNormal"] == "output 0: the same seed gave other values when run again"
+    wrong_dtype = run_suite(Planted(RandomNormal=lambda node, types: lambda: np.zeros(node.attrs["shape"])),
+                            ops=["RandomNormal"], dtypes=f32)
+    assert "output 0 is float64" in wrong_dtype.failures[0].message
 
 
 def test_thorough_mode_replays_from_its_seed():

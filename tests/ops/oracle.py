@@ -20,36 +20,39 @@ def _attr_value(v):
     return v
 
 
-def onnx_run(op: str, inputs, attrs=None, n_outputs: int = 1, opset: int = 28):
-    """Run one ONNX node with onnx.reference; None inputs are omitted optional ones."""
+def onnx_run(op: str, inputs, attrs=None, n_outputs: int = 1, opset: int = 28, domain: str = ""):
+    """Run one ONNX node with onnx.reference; None inputs are omitted optional ones.
+    An op of another domain than ai.onnx is imported at that domain's version 1."""
     attrs = attrs or {}
     names = [f"x{i}" if x is not None else "" for i, x in enumerate(inputs)]
     outs = [f"y{i}" for i in range(n_outputs)]
-    node = helper.make_node(op, names, outs, **{k: _attr_value(v) for k, v in attrs.items()})
+    node = helper.make_node(op, names, outs, domain=domain or None,
+                            **{k: _attr_value(v) for k, v in attrs.items()})
     graph_inputs = [
         helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(x.dtype), x.shape)
         for n, x in zip(names, inputs) if x is not None]
     graph_outputs = [helper.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED, None) for o in outs]
+    opsets = [helper.make_opsetid("", opset)] + ([helper.make_opsetid(domain, 1)] if domain else [])
     model = helper.make_model(helper.make_graph([node], "g", graph_inputs, graph_outputs),
-                              opset_imports=[helper.make_opsetid("", opset)])
+                              opset_imports=opsets)
     feeds = {n: x for n, x in zip(names, inputs) if x is not None}
     return ReferenceEvaluator(model).run(None, feeds)
 
 
-def ours(op: str, inputs, attrs=None, n_outputs: int = 1):
+def ours(op: str, inputs, attrs=None, n_outputs: int = 1, domain: str = ""):
     """Run one op through our numpy reference; returns a list of arrays."""
-    opdef = registry.get(op)
+    opdef = registry.get(op, domain)
     node = Node(op, [f"x{i}" if x is not None else "" for i, x in enumerate(inputs)],
-                [f"y{i}" for i in range(n_outputs)], dict(attrs or {}))
+                [f"y{i}" for i in range(n_outputs)], dict(attrs or {}), domain=domain)
     return opdef.run_reference(node, list(inputs))[:n_outputs]
 
 
-def infer(op: str, inputs, attrs=None, n_outputs: int = 1, constant_inputs=()):
+def infer(op: str, inputs, attrs=None, n_outputs: int = 1, constant_inputs=(), domain: str = ""):
     """Our inferred output types for concrete inputs (constant_inputs: indices whose
     values are known to inference, as initializers would be)."""
-    opdef = registry.get(op)
+    opdef = registry.get(op, domain)
     node = Node(op, [f"x{i}" if x is not None else "" for i, x in enumerate(inputs)],
-                [f"y{i}" for i in range(n_outputs)], dict(attrs or {}))
+                [f"y{i}" for i in range(n_outputs)], dict(attrs or {}), domain=domain)
     types = [None if x is None else TensorType(x.dtype.name, x.shape) for x in inputs]
     consts = [x if i in constant_inputs else None for i, x in enumerate(inputs)]
     return opdef.infer(InferContext(node, types, opdef.full_attrs(node), consts))

@@ -23,8 +23,9 @@ pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 
 SAMPLES = all_samples()
 SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-OPS = ("Conv", "ConvTranspose", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool")
+OPS = ("Conv", "ConvTranspose", "DeformConv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool")
 CASES = [(op, d) for op in OPS for d in SAMPLES[op].dtypes]
+ORACLE_CASES = [(op, d) for op, d in CASES if op != "DeformConv"]  # DeformConv: test_deform_conv_matches_onnx
 
 
 def assert_same(op: str, dtype: str, got, expected) -> None:
@@ -128,6 +129,8 @@ def oracle(op: str, inputs, attrs, n_outputs: int):
     """onnx.reference's outputs for a sample, where it has them."""
     if op == "ConvTranspose":
         return _conv_transpose_oracle(inputs, attrs)
+    if op == "DeformConv" and inputs[0].ndim != 4:
+        no_oracle("onnx.reference DeformConv handles 2-D inputs only (1-D and 3-D: tests below)")
     if op == "MaxPool":
         return _max_pool_oracle(inputs[0], attrs, n_outputs)
     if op == "GlobalMaxPool" and inputs[0].ndim != 4:
@@ -150,13 +153,25 @@ def _n_outputs(s) -> int:
     return s.n_outputs or 1
 
 
-@pytest.mark.parametrize("op,dtype", CASES)
+@pytest.mark.parametrize("op,dtype", ORACLE_CASES)
 @SETTINGS
 @given(data=st.data())
 def test_reference_matches_onnx(op, dtype, data):
     s = data.draw(SAMPLES[op].strategy(dtype))
     expected = oracle(op, s.inputs, s.attrs, _n_outputs(s))
     assert_same(op, dtype, ours(op, s.inputs, s.attrs, _n_outputs(s))[: len(expected)], expected)
+
+
+@pytest.mark.parametrize("dtype", SAMPLES["DeformConv"].dtypes)
+@settings(SETTINGS, max_examples=15)
+@given(data=st.data())
+def test_deform_conv_matches_onnx(dtype, data):
+    """Fewer examples: onnx.reference's DeformConv calls GridSample once per tap window."""
+    s = data.draw(SAMPLES["DeformConv"].strategy(dtype))
+    expected = oracle("DeformConv", s.inputs, s.attrs, 1)
+    # onnx.reference's GridSample rounds positions to float32: float64 agrees to float32's tolerance
+    tolerance = SAMPLES["DeformConv"].tolerance_for("float32" if dtype == "float64" else dtype)
+    assert_all_match(ours("DeformConv", s.inputs, s.attrs), expected, tolerance)
 
 
 @pytest.mark.parametrize("op,dtype", CASES)
@@ -210,6 +225,33 @@ def test_conv_depthwise_matches_per_channel_correlation():
     (y,) = ours("Conv", [x, w], {"group": 3})
     for c in range(3):
         np.testing.assert_allclose(y[0, c], np.correlate(x[0, c], w[c, 0], mode="valid"))
+
+
+@pytest.mark.parametrize("rank", [1, 2, 3])
+def test_deform_conv_with_zero_offsets_is_conv_and_integer_offsets_shift(rank):
+    """Any rank: zero offsets and no mask give Conv; without padding, an offset of +1 on
+    the last axis reads the next pixel (Conv of the input shifted left, zero-filled)."""
+    rng = np.random.default_rng(rank)
+    sizes, kernel = (5, 4, 3)[:rank], (2, 3, 1)[:rank]
+    x = rng.standard_normal((2, 4, *sizes)).astype(np.float32)
+    w = rng.standard_normal((6, 2, *kernel)).astype(np.float32)
+    b = rng.standard_normal(6).astype(np.float32)
+    attrs = {"group": 2, "pads": [1] * 2 * rank}
+    (want,) = ours("Conv", [x, w, b], attrs)
+    offset = np.zeros((2, 2 * int(np.prod(kernel)) * rank, *want.shape[2:]), np.float32)
+    (got,) = ours("DeformConv", [x, w, offset, b], {**attrs, "offset_group": 2})
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    (want,) = ours("Conv", [np.concatenate([x[..., 1:], np.zeros_like(x[..., :1])], axis=-1), w, b], {"group": 2})
+    offset = np.zeros((2, 2 * int(np.prod(kernel)) * rank, *want.shape[2:]), np.float32)
+    offset.reshape(2, 2, -1, rank, *want.shape[2:])[:, :, :, rank - 1] = 1
+    (got,) = ours("DeformConv", [x, w, offset, b], {"group": 2, "offset_group": 2})
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_deform_conv_rejects_mismatched_offsets():
+    x, w = np.ones((1, 2, 4, 4), np.float32), np.ones((1, 2, 2, 2), np.float32)
+    with pytest.raises(ShapeError, match="offset"):
+        ours("DeformConv", [x, w, np.zeros((1, 8, 3, 3), np.float32)], {"offset_group": 2})
 
 
 def test_average_pool_count_include_pad_divisor():

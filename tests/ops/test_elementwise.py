@@ -11,6 +11,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from dh_core import dtypes as dt
+from dh_core.errors import ShapeError
 from dh_core.ir import Node, TensorType
 
 from .oracle import assert_matches, decomposed, infer, onnx_run, ours
@@ -19,7 +20,7 @@ OPS = """Add Sub Mul Div Pow Neg Abs Exp Log Sqrt Reciprocal Sin Cos Tanh Erf Si
 LeakyRelu Elu Selu Gelu HardSigmoid HardSwish Softplus Clip Floor Ceil Round Sign Min Max Mean Sum
 Equal Less Greater LessOrEqual GreaterOrEqual Not And Or Where Cast CastLike IsNaN IsInf Identity
 Tan Asin Acos Atan Sinh Cosh Asinh Acosh Atanh Mod BitShift BitwiseAnd BitwiseOr BitwiseXor BitwiseNot Xor
-Celu Mish PRelu ThresholdedRelu Shrink Softsign""".split()
+Celu Mish PRelu ThresholdedRelu Shrink Softsign Swish SwiGLU""".split()
 CORE = set("""Add Sub Mul Div Pow Neg Abs Exp Log Sqrt Sin Cos Tanh Erf Floor Ceil Round Sign Min Max
 Equal Less Greater Not And Or Where Cast Identity IsNaN Tan Asin Acos Atan Sinh Cosh Asinh Acosh Atanh
 Mod BitShift BitwiseAnd BitwiseOr BitwiseXor BitwiseNot Xor""".split())
@@ -108,7 +109,8 @@ def test_decompositions_use_only_core_ops():
     x = np.ones((2, 3), np.float32)
     for op in sorted(set(OPS) - CORE):
         opdef = registry.get(op)
-        n_in = 2 if op in ("LessOrEqual", "GreaterOrEqual", "CastLike", "Sum", "Mean", "PRelu") else 1
+        n_in = 2 if op in ("LessOrEqual", "GreaterOrEqual", "CastLike", "Sum", "Mean", "PRelu",
+                                 "SwiGLU") else 1
         node = Node(op, [f"x{i}" for i in range(n_in)], ["y"], {}, name=op)
         types = [TensorType("float32", x.shape)] * n_in
         d = Decomposer(node, types, opdef.full_attrs(node), [None] * n_in, lambda base: base + "_")
@@ -220,3 +222,15 @@ def test_infer_with_symbolic_and_unknown_shapes():
     assert types_for("Cast", [a], {"to": dt.onnx_code("int8")}) == [TensorType("int8", ("N", 1))]
     assert types_for("CastLike", [a, None]) == [None]
     assert types_for("Where", [TensorType("bool", (2, 1)), a, b]) == [TensorType("float32", (2, 3))]
+
+
+def test_swiglu_gates_the_value_with_swish_and_refuses_broadcasting():
+    a = np.array([-2.0, 0.0, 3.0], np.float32)
+    b = np.array([1.0, 5.0, 2.0], np.float32)
+    y = run("SwiGLU", a, b, alpha=0.5)
+    np.testing.assert_allclose(y, run("Swish", a, alpha=0.5) * b, rtol=1e-7)
+    np.testing.assert_allclose(run("Swish", a), a / (1 + np.exp(-a)), rtol=1e-6)
+    with pytest.raises(ShapeError, match="differ in shape"):
+        run("SwiGLU", a, b[:1])
+    with pytest.raises(ShapeError, match="differ in shape"):
+        infer("SwiGLU", [a, b[:, None]])

@@ -16,7 +16,7 @@ from dh_core.ir import Node, TensorType
 from .oracle import assert_matches, infer, infer_compatible, onnx_run, ours
 
 OPS = ("GatherND", "ScatterElements", "NonZero", "Compress", "Unique", "ReverseSequence", "EyeLike",
-       "CenterCropPad", "Col2Im", "Det")
+       "CenterCropPad", "Col2Im", "Det", "TensorScatter")
 CONSTANT_INPUTS = {"CenterCropPad": (1,), "Col2Im": (1, 2)}
 DATA_DEPENDENT = {"NonZero", "Compress", "Unique"}
 
@@ -120,6 +120,15 @@ def test_scatter_elements_reductions_combine_duplicates():
         np.testing.assert_array_equal(got, want)
 
 
+def test_tensor_scatter_circular_mode_wraps_per_batch_entry():
+    cache = np.zeros((2, 4), np.int32)
+    update = np.array([[1, 2], [3, 4]], np.int32)
+    (got,) = ours("TensorScatter", [cache, update, np.array([3, 1], np.int64)], {"mode": "circular", "axis": 1})
+    np.testing.assert_array_equal(got, [[2, 0, 0, 1], [0, 3, 4, 0]])
+    (prefill,) = ours("TensorScatter", [cache, update], {"axis": -1})
+    np.testing.assert_array_equal(prefill, [[1, 2, 0, 0], [3, 4, 0, 0]])
+
+
 def test_nonzero_of_a_scalar_has_no_coordinate_rows():
     (got,) = ours("NonZero", [np.array(3.0, np.float32)])
     assert got.shape == (0, 1) and got.dtype == np.int64
@@ -131,6 +140,10 @@ def test_nonzero_of_a_scalar_has_no_coordinate_rows():
     ("ReverseSequence", [np.zeros((2, 3, 4)), np.array([1, 1])], {"time_axis": 2}, "batch_axis"),
     ("EyeLike", [np.zeros(3)], {}, "2-D"),
     ("CenterCropPad", [np.zeros((2, 3)), np.array([1])], {}, "sizes"),
+    ("TensorScatter", [np.zeros((2, 3)), np.zeros((2, 2)), np.array([0, 2])], {"axis": 1}, "linear mode"),
+    ("TensorScatter", [np.zeros((2, 3)), np.zeros((2, 4))], {"axis": 1}, "does not fit"),
+    ("TensorScatter", [np.zeros((2, 3)), np.zeros((2, 1))], {"axis": 0}, "does not fit"),
+    ("TensorScatter", [np.zeros((2, 3)), np.zeros((2, 1))], {"mode": "ring"}, "mode"),
 ])
 def test_invalid_inputs_raise_shape_errors(op, inputs, attrs, message):
     with pytest.raises(ShapeError, match=message):

@@ -53,7 +53,11 @@ def oracle(op: str, inputs, attrs, n_outputs: int):
         return _run_cast(op, inputs, attrs, n_outputs, "float32", [dtype])  # float16 stats overflow
     if op == "BatchNormalization":
         # with mixed dtypes onnx.reference adds epsilon in the narrower one; compute in the widest
-        return _run_cast(op, inputs, attrs, n_outputs, np.result_type(*inputs), [dtype])
+        # (float32 at least in training mode, whose statistics ONNX stashes in float32 for float16)
+        out_dtypes = [dtype, inputs[3].dtype, inputs[4].dtype]
+        if attrs.get("training_mode"):
+            return _run_cast(op, inputs, attrs, n_outputs, np.result_type(*inputs, np.float32), out_dtypes)
+        return _run_cast(op, inputs, attrs, n_outputs, np.result_type(*inputs), out_dtypes)
     if op == "LogSoftmax":
         # onnx.reference takes log(softmax(x)), which underflows to -inf where x - max(x) < log(tiny)
         return _run_cast(op, inputs, attrs, n_outputs, "float64", [dtype])
@@ -144,17 +148,25 @@ def _infer_types(op, types, attrs, n_outputs=1):
     return opdef.infer(InferContext(node, types, opdef.full_attrs(node), [None] * len(types)))
 
 
-def test_batch_normalization_training_mode_is_refused():
+def test_batch_normalization_training_mode_uses_batch_statistics():
+    x = np.array([[[1.0, 3.0]], [[5.0, 7.0]]], np.float32)  # N=2, C=1, D=2: mean 4, var 5
+    one, zero = np.ones(1, np.float32), np.zeros(1, np.float32)
+    attrs = {"training_mode": 1, "momentum": 0.5, "epsilon": 0.0}
+    y, running_mean, running_var = ours("BatchNormalization", [x, one, zero, zero, one], attrs, 3)
+    np.testing.assert_allclose(y.ravel(), (np.array([1, 3, 5, 7]) - 4) / np.sqrt(5), rtol=1e-6)
+    np.testing.assert_allclose(running_mean, [2.0])
+    np.testing.assert_allclose(running_var, [3.0])
+    got = decomposed("BatchNormalization", [x, one, zero, zero, one], attrs, 3)
+    assert_all_match(got, [y, running_mean, running_var], (1e-6, 1e-6))
+
+
+def test_batch_normalization_inference_mode_has_one_output():
     c = TensorType("float32", (3,))
     types = [TensorType("float32", (2, 3, 4)), c, c, c, c]
-    with pytest.raises(ShapeError, match="training_mode"):
-        _infer_types("BatchNormalization", types, {"training_mode": 1})
-    with pytest.raises(ShapeError):
+    with pytest.raises(ShapeError, match="one output"):
         _infer_types("BatchNormalization", types, {}, n_outputs=3)
-    x = np.ones((2, 3, 4), np.float32)
-    p = np.ones(3, np.float32)
-    with pytest.raises(ShapeError, match="training_mode"):
-        ours("BatchNormalization", [x, p, p, p, p], {"training_mode": 1})
+    y, mean, var = _infer_types("BatchNormalization", types, {"training_mode": 1}, n_outputs=3)
+    assert y == types[0] and mean == var == c
 
 
 def test_layer_normalization_stats_are_float32_with_reduced_shape():

@@ -1,4 +1,4 @@
-"""Reductions, ArgMax/ArgMin, CumSum and TopK: our references against onnx.reference,
+"""Reductions, ArgMax/ArgMin, CumSum, CumProd and TopK: our references against onnx.reference,
 type inference against the actual outputs, decompositions against the references."""
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from dh_core.ir import Node, TensorType
 from .oracle import assert_matches, decomposed, infer, onnx_run, ours
 
 OPS = """ReduceSum ReduceMean ReduceMax ReduceMin ReduceProd ReduceL1 ReduceL2 ReduceSumSquare
-ReduceLogSum ReduceLogSumExp ArgMax ArgMin CumSum TopK""".split()
-CORE = set("ReduceSum ReduceMax ReduceMin ReduceProd ArgMax ArgMin CumSum TopK".split())
+ReduceLogSum ReduceLogSumExp ArgMax ArgMin CumSum CumProd TopK""".split()
+CORE = set("ReduceSum ReduceMax ReduceMin ReduceProd ArgMax ArgMin CumSum CumProd TopK".split())
 
 SAMPLES = all_samples()
 CASES = [(op, dtype) for op in OPS for dtype in SAMPLES[op].dtypes]
@@ -200,6 +200,16 @@ def test_cumsum_modes_follow_the_onnx_example():
         np.testing.assert_array_equal(run("CumSum", x, axis, exclusive=exclusive, reverse=reverse)[0], want)
     wrapped = run("CumSum", np.array([2**31 - 1, 1], np.int32), axis)[0]
     assert wrapped.tolist() == [2**31 - 1, -(2**31)]
+
+
+def test_cumprod_modes_start_from_one_and_wrap():
+    x = np.array([2, 3, 4], np.float32)
+    axis = np.array(-1, np.int64)
+    modes = {(0, 0): [2, 6, 24], (1, 0): [1, 2, 6], (0, 1): [24, 12, 4], (1, 1): [12, 4, 1]}
+    for (exclusive, reverse), want in modes.items():
+        np.testing.assert_array_equal(run("CumProd", x, axis, exclusive=exclusive, reverse=reverse)[0], want)
+    wrapped = run("CumProd", np.array([2**16, 2**16], np.uint32), axis)[0]
+    assert wrapped.dtype == np.uint32 and wrapped.tolist() == [2**16, 0]
 
 
 def test_topk_ties_and_directions():

@@ -18,12 +18,33 @@ ATTR_KINDS = {
     "tensor": onnx.AttributeProto.TENSOR, "sparse_tensor": onnx.AttributeProto.SPARSE_TENSOR,
     "graph": onnx.AttributeProto.GRAPH,
     "graphs": onnx.AttributeProto.GRAPHS,
+    "type_proto": onnx.AttributeProto.TYPE_PROTO,
 }
 ONNX_DTYPE = {"tensor(float)": "float32", "tensor(double)": "float64", "tensor(float16)": "float16",
               "tensor(bool)": "bool", **{f"tensor({d})": d for d in
                                           ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")}}
 
-OPS = [op for op in all_ops() if op.domain in ("", "ai.onnx")]
+
+
+def dh_key(onnx_type: str) -> str | None:
+    """The dh type key of an ONNX type string: "seq(tensor(float))" -> "seq(float32)"."""
+    for wrapper in ("seq", "optional"):
+        if onnx_type.startswith(wrapper + "(") and onnx_type.endswith(")"):
+            inner = dh_key(onnx_type[len(wrapper) + 1:-1])
+            return None if inner is None else f"{wrapper}({inner})"
+    return ONNX_DTYPE.get(onnx_type)
+
+
+OPS = all_ops()
+DEFAULT_DOMAIN_OPS = [op for op in OPS if op.domain in ("", "ai.onnx")]
+
+
+def onnx_schema(opdef) -> onnx.defs.OpSchema:
+    """ONNX's schema of the op: at the canonical opset for the default domain, the
+    newest version for other domains (which version independently of it)."""
+    if opdef.domain in ("", "ai.onnx"):
+        return onnx.defs.get_schema(opdef.name, DEFAULT_OPSET, "")
+    return onnx.defs.get_schema(opdef.name, domain=opdef.domain)
 
 
 def test_core_issue_ops_are_all_defined():
@@ -36,16 +57,25 @@ def test_core_issue_ops_are_all_defined():
     Transpose Squeeze Unsqueeze Concat Split Slice Gather GatherElements ScatterND Expand Tile Pad Shape
     Size ConstantOfShape Constant Identity Range Resize DepthToSpace SpaceToDepth TopK CumSum Einsum
     Dropout LSTM GRU RNN OneHot Trilu""".split()
-    defined = {op.name for op in OPS}
+    defined = {op.name for op in DEFAULT_DOMAIN_OPS}
     assert sorted(set(wanted) - defined) == []
 
 
-@pytest.mark.parametrize("opdef", OPS, ids=lambda o: o.name)
+def test_ops_of_other_domains_are_checked_too():
+    assert {"Adagrad", "Adam", "Momentum"} <= {op.name for op in OPS if op.domain == "ai.onnx.preview.training"}
+
+
+@pytest.mark.parametrize("opdef", OPS, ids=lambda o: f"{o.domain}.{o.name}" if o.domain else o.name)
 def test_schema_matches_onnx(opdef):
-    schema = onnx.defs.get_schema(opdef.name, DEFAULT_OPSET, "")
+    schema = onnx_schema(opdef)
+    assert schema.domain == opdef.domain, "domain"
     ours_in = [(p.name, p.optional, p.variadic) for p in opdef.inputs]
     theirs_in = [(p.name, p.option == OPTION.Optional, p.option == OPTION.Variadic) for p in schema.inputs]
     assert ours_in == theirs_in, "inputs"
+    for ours_p, theirs_p in zip(opdef.inputs + opdef.outputs, list(schema.inputs) + list(schema.outputs)):
+        if ours_p.variadic:
+            assert ours_p.min_arity == theirs_p.min_arity, f"{ours_p.name} min_arity"
+            assert ours_p.homogeneous == theirs_p.is_homogeneous, f"{ours_p.name} homogeneous"
     ours_out = [(p.name, p.optional, p.variadic) for p in opdef.outputs]
     theirs_out = [(p.name, p.option == OPTION.Optional, p.option == OPTION.Variadic) for p in schema.outputs]
     assert ours_out == theirs_out, "outputs"
@@ -73,7 +103,7 @@ def test_schema_matches_onnx(opdef):
     for param in opdef.inputs + opdef.outputs:
         onnx_param = next(p for p in list(schema.inputs) + list(schema.outputs) if p.name == param.name)
         allowed = constraints.get(onnx_param.type_str, [onnx_param.type_str])
-        onnx_dtypes = {ONNX_DTYPE[t] for t in allowed if t in ONNX_DTYPE}
+        onnx_dtypes = {dh_key(t) for t in allowed} - {None}
         ours = set(opdef.dtypes(param.type))
         assert ours <= onnx_dtypes, f"{param.name}: {sorted(ours - onnx_dtypes)} not allowed by ONNX"
         assert "float32" in ours or not ({"float32"} & onnx_dtypes), f"{param.name} lacks float32"

@@ -162,6 +162,8 @@ def test_infer_matches_outputs(op, dtype, data):
 @given(data=st.data())
 def test_decomposition_matches_reference(op, dtype, data):
     sample = draw_sample(data, op, dtype)
+    # a Dropout that drops needs random numbers, which no library op makes
+    assume(not (op == "Dropout" and len(sample.inputs) > 2 and sample.inputs[2] and sample.inputs[1] != 0))
     n = n_outputs(op, sample)
     want = ours(op, sample.inputs, sample.attrs, n)
     got = decomposed(op, sample.inputs, sample.attrs, n, CONSTANT_INPUTS.get(op, ()))
@@ -299,13 +301,37 @@ def test_resize_integer_results_round_half_to_even_and_saturate():
     np.testing.assert_array_equal(half, [0, 0, 1])
 
 
-def test_dropout_training_mode_is_unsupported():
-    x = np.ones((2,), np.float32)
-    with pytest.raises(ShapeError, match="unsupported"):
-        infer("Dropout", [x, None, np.array(True)], {}, 2, constant_inputs=(2,))
-    (out, mask) = ours("Dropout", [x, np.array(0.5, np.float32), np.array(False)], {}, 2)
-    np.testing.assert_array_equal(out, x)
+@pytest.mark.parametrize("seed", [1234, None])
+def test_dropout_training_keeps_one_minus_ratio_scaled(seed):
+    """The share of kept elements and the scale of the kept ones follow the ratio, with a
+    seed and with a fresh one (the bound is 6 standard deviations: a false failure has
+    probability 2e-9)."""
+    x = np.full((200, 50), 2.0, np.float32)
+    ratio = np.array(0.3, np.float32)
+    attrs = {} if seed is None else {"seed": seed}
+    out, mask = ours("Dropout", [x, ratio, np.array(True)], attrs, 2)
+    # 10000 Bernoulli(0.7) draws: the share's standard deviation is 0.0046
+    assert abs(mask.mean() - 0.7) < 6 * 0.0046
+    np.testing.assert_allclose(out[mask], 2.0 / np.float32(0.7), rtol=1e-6)
+    assert (out[~mask] == 0).all() and out.dtype == np.float32
+    again, _ = ours("Dropout", [x, ratio, np.array(True)], attrs, 2)
+    # the same seed draws the same mask; fresh entropy a different one (equal: p = 0.58**10000)
+    assert np.array_equal(again, out) == (seed is not None)
+
+
+def test_dropout_with_a_seed_repeats_its_mask_and_ratio_zero_is_identity():
+    x = np.arange(24, dtype=np.float32).reshape(4, 6)
+    ratio = np.array(0.5, np.float32)
+    first = ours("Dropout", [x, ratio, np.array(True)], {"seed": 7}, 2)
+    second = ours("Dropout", [x, ratio, np.array(True)], {"seed": 7}, 2)
+    assert_all_match(first, second, (0, 0))
+    (same, mask) = ours("Dropout", [x, np.array(0.0, np.float32), np.array(True)], {}, 2)
+    np.testing.assert_array_equal(same, x)
     assert mask.dtype == bool and mask.all()
+    assert infer("Dropout", [x, None, np.array(True)], {}, 2, constant_inputs=(2,)) == [
+        TensorType("float32", (4, 6)), TensorType("bool", (4, 6))]
+    with pytest.raises(ShapeError, match="outside"):
+        ours("Dropout", [x, np.array(1.0, np.float32), np.array(True)])
 
 
 def test_onehot_truncates_non_integer_depth_and_indices():

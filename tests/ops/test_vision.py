@@ -2,6 +2,9 @@
 actual outputs (with and without constant inputs)."""
 from __future__ import annotations
 
+import io
+import sys
+
 import numpy as np
 import pytest
 from dh_core.conformance.samples import Sample, all_samples
@@ -10,6 +13,7 @@ from dh_core.ops.base import InferContext
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from dh_core.errors import MissingDependencyError, ShapeError
 from dh_core.ir import Node, TensorType
 
 from .oracle import assert_matches, infer, infer_compatible, onnx_run, ours
@@ -135,6 +139,61 @@ def test_inference_never_crashes_on_unknown_rank():
         assert len(result) == len(opdef.outputs), op
 
 
+
+
+# -- ImageDecoder: its oracle is the pixels that were encoded -------------------------------
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_image_decoder_returns_the_encoded_pixels(data):
+    """Streams built from known pixels (PPM, PGM, BMP) decode to those pixels, channels
+    reversed for BGR; Grayscale is Pillow's luma, as onnx.reference computes it; streams
+    that are no image give an empty image."""
+    s = data.draw(SAMPLES["ImageDecoder"].strategy("uint8"))
+    fmt = s.attrs["pixel_format"]
+    (got,) = ours("ImageDecoder", s.inputs, s.attrs)
+    stream = s.inputs[0].tobytes()
+    channels = 1 if fmt == "Grayscale" else 3
+    assert got.dtype == np.uint8 and got.ndim == 3 and got.shape[2] == channels
+    if not stream.startswith((b"P5", b"P6", b"BM")):
+        assert got.shape == (0, 0, channels)
+    elif fmt == "Grayscale":
+        np.testing.assert_array_equal(got, onnx_run("ImageDecoder", s.inputs, s.attrs)[0])
+    else:
+        pixels = _pixels_of(stream)
+        np.testing.assert_array_equal(got, pixels[:, :, ::-1] if fmt == "BGR" else pixels)
+    assert infer_compatible(infer("ImageDecoder", s.inputs, s.attrs)[0], got)
+
+
+def _pixels_of(stream: bytes) -> np.ndarray:
+    """The RGB pixels in a stream built by the samples' encoders (gray repeated for PGM)."""
+    if stream.startswith(b"BM"):
+        w, h = np.frombuffer(stream[18:26], "<i4")
+        rows = np.frombuffer(stream[54:], np.uint8).reshape(h, -1)[:, :3 * w].reshape(h, w, 3)
+        return rows[::-1, :, ::-1]
+    magic, size, _, body = stream.split(b"\n", 3)
+    w, h = map(int, size.split())
+    flat = np.frombuffer(body, np.uint8)
+    return flat.reshape(h, w, 3) if magic == b"P6" else np.repeat(flat.reshape(h, w, 1), 3, axis=2)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "TIFF", "WEBP"])
+def test_image_decoder_lossless_formats_round_trip(fmt):
+    from PIL import Image
+
+    pixels = np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format=fmt, **({"lossless": True} if fmt == "WEBP" else {}))
+    stream = np.frombuffer(buffer.getvalue(), np.uint8)
+    np.testing.assert_array_equal(ours("ImageDecoder", [stream])[0], pixels)
+    np.testing.assert_array_equal(ours("ImageDecoder", [stream], {"pixel_format": "BGR"})[0], pixels[:, :, ::-1])
+
+
+def test_image_decoder_without_pillow_names_the_package(monkeypatch):
+    monkeypatch.setitem(sys.modules, "PIL", None)
+    with pytest.raises(MissingDependencyError, match="'pillow'"):
+        ours("ImageDecoder", [np.frombuffer(b"P5\n1 1\n255\n\x07", np.uint8)])
+    with pytest.raises(ShapeError, match="pixel_format"):
+        ours("ImageDecoder", [np.zeros(3, np.uint8)], {"pixel_format": "CMYK"})
 
 
 # -- semantics beyond the oracle's reach ---------------------------------------------------

@@ -5,10 +5,11 @@ import sys
 from collections.abc import Sequence
 
 import numpy as np
-from dh_core.ops import registry
 
 from dh_core.backend import Device, KernelBackend, Program, returns_tuple
-from dh_core.ir import Graph, Node, TensorType
+from dh_core.ir import Graph, Node, TensorType, implicit_inputs, type_key
+from dh_core.ops import registry
+from dh_core.ops.base import as_value
 from dh_core.passes import fold_constants
 
 from .conv import conv_factory, conv_transpose_factory
@@ -27,7 +28,9 @@ def reference_kernel(node: Node, types: Sequence[TensorType | None]):
     opdef = registry.get(node.op, node.domain)
     attrs = opdef.full_attrs(node)
     ref = _unwrapped(opdef.reference)
-    asarray = np.asarray
+    if opdef.reads_outer:
+        return _control_kernel(node, ref, attrs)
+    asarray = as_value if opdef.makes_values else np.asarray
     if returns_tuple(node):
         def multi(*xs):
             result = ref(*xs, **attrs)
@@ -39,6 +42,20 @@ def reference_kernel(node: Node, types: Sequence[TensorType | None]):
     if attrs:
         return lambda *xs: asarray(ref(*xs, **attrs))
     return lambda *xs: asarray(ref(*xs))
+
+
+def _control_kernel(node: Node, ref, attrs: dict):
+    """The kernel of a node with subgraphs: its inputs, then the outer values its
+    subgraphs read (as the Program passes them); the reference evaluates the bodies."""
+    n_inputs = len(node.inputs)
+    outer_names = implicit_inputs(node)
+
+    def run(*xs):
+        outer = dict(zip(outer_names, xs[n_inputs:]))
+        result = ref(*xs[:n_inputs], outer=outer, **attrs)
+        return tuple(as_value(r) for r in result) if isinstance(result, tuple) else (as_value(result),)
+
+    return run
 
 
 def _unwrapped(method):
@@ -60,7 +77,9 @@ class QuietProgram(Program):
 
 
 class CPUBackend(KernelBackend):
-    """Runs every op of the library on the host; buffers are numpy arrays."""
+    """Runs every op of the library on the host; buffers are numpy arrays (lists of
+    them for sequences, None for an absent optional). Control flow (If, Loop, Scan,
+    SequenceMap) and the sequence and optional ops run here only."""
 
     name = "cpu"
     host_memory = True
@@ -68,16 +87,24 @@ class CPUBackend(KernelBackend):
     def __init__(self):
         self.kernels = {op.name: reference_kernel for op in registry.all_ops() if not op.domain}
         self.kernels.update(fast_kernels())
+        # library ops of domains other than ai.onnx run through their references
+        self.domain_ops = {(op.domain, op.name) for op in registry.all_ops() if op.domain}
 
     def devices(self) -> list[Device]:
         return [Device("cpu")]
 
+    def kernel_factory(self, node: Node):
+        """The node's kernel factory, or None when this backend has none."""
+        if node.domain:
+            return reference_kernel if (node.domain, node.op) in self.domain_ops else None
+        return self.kernels.get(node.op)
+
     def supports(self, node: Node, types: Sequence[TensorType | None]) -> bool:
-        if node.domain or node.op not in self.kernels:
+        if self.kernel_factory(node) is None:
             return False
-        opdef = registry.get(node.op)
+        opdef = registry.get(node.op, node.domain)
         for i, t in enumerate(types):
-            if t is not None and t.dtype not in opdef.dtypes(opdef.input_param(i).type):
+            if t is not None and "?" not in type_key(t) and type_key(t) not in opdef.dtypes(opdef.input_param(i).type):
                 return False
         return True
 
@@ -89,7 +116,7 @@ class CPUBackend(KernelBackend):
         graph, activations = fuse(constant)
 
         def make_kernel(node: Node, types):
-            kernel = self.kernels[node.op](node, types)
+            kernel = self.kernel_factory(node)(node, types)
             act = activations.get(node.name)
             if act is None:
                 return kernel

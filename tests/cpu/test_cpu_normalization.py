@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 from dh_backend_cpu.backend import CPUBackend
 from dh_backend_cpu.normalization import batch_norm_factory, lrn_factory, sum_factory
 from dh_core.backend import Device
-from dh_core.errors import ShapeError
 from dh_core.ir import Graph, Node, TensorType, Value
 from tests.ops.oracle import onnx_run, ours
 
@@ -61,13 +60,18 @@ def test_batch_norm_matches_references(data, shape, dtype, epsilon):
     check(again, onnx_run("BatchNormalization", as64([x, *new]), attrs)[0], dtype)
 
 
-def test_batch_norm_training_mode_goes_to_the_reference():
-    """The library runs inference mode only; the kernel reports training mode as it does."""
-    x = np.ones((3, 2, 4), np.float32)
-    params = [np.ones(2, np.float32)] * 4
-    node = Node("BatchNormalization", ["x", "s", "b", "m", "v"], ["y", "rm", "rv"], {"training_mode": 1})
-    with pytest.raises(ShapeError, match="inference mode only"):
-        batch_norm_factory(node, [])(x, *params)
+def test_batch_norm_training_mode_uses_the_reference():
+    """Training mode (batch statistics, running statistics as outputs) is the reference's."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 2, 4)).astype(np.float32)
+    params = [rng.uniform(0.5, 2, 2).astype(np.float32) for _ in range(4)]
+    attrs = {"training_mode": 1}
+    node = Node("BatchNormalization", ["x", "s", "b", "m", "v"], ["y", "rm", "rv"], attrs)
+    actual = batch_norm_factory(node, [])(x, *params)
+    expected = ours("BatchNormalization", [x, *params], attrs, n_outputs=3)
+    assert len(actual) == 3
+    for a, e in zip(actual, expected):
+        np.testing.assert_array_equal(a, e)
 
 
 @SETTINGS

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from . import __version__
-from .dtypes import ALL as ALL_DTYPES
+from .dtypes import ALL_TYPES as ALL_DTYPES
 from .errors import DHError, InputError
 
 FALLBACK_HELP = ("what to do with nodes no chosen backend supports: run them on the CPU "

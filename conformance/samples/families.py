@@ -7,6 +7,7 @@ from . import (  # noqa: F401
     linalg,
     loss,
     normalization,
+    preview,
     quantize,
     random,
     reduce,

@@ -55,7 +55,9 @@ def _control_kernel(node: Node, ref, attrs: dict):
         result = ref(*xs[:n_inputs], outer=outer, **attrs)
         return tuple(as_value(r) for r in result) if isinstance(result, tuple) else (as_value(result),)
 
-    return run
+    if returns_tuple(node):
+        return run
+    return lambda *xs: run(*xs)[0]
 
 
 def _unwrapped(method):
@@ -79,7 +81,8 @@ class QuietProgram(Program):
 class CPUBackend(KernelBackend):
     """Runs every op of the library on the host; buffers are numpy arrays (lists of
     them for sequences, None for an absent optional). Control flow (If, Loop, Scan,
-    SequenceMap) and the sequence and optional ops run here only."""
+    SequenceMap) and the sequence and optional ops run here only. Ops of other domains
+    than ai.onnx (ai.onnx.preview) run through their references."""
 
     name = "cpu"
     host_memory = True

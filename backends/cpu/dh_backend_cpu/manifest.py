@@ -24,8 +24,6 @@ MANIFEST = {
             'ai.onnx.ml ops are not in the library',
         '^test_(?:tfidfvectorizer)(?:_|$)':
             'op TfIdfVectorizer is not in the library yet',
-        '^test_(?!.*_expanded)(?:flexattention)(?:_|$)':
-            'ops of domain ai.onnx.preview are not in the library',
         '^test_(?:gradient)(?:_|$)':
             'op Gradient (domain ai.onnx.preview.training) is not in the library',
         '^test_(?:ai_onnx_ml_label|equal_string|regex|string|strnorm|strnormalizer)(?:_|$)':

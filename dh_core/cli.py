@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from . import __version__
-from .dtypes import ALL as ALL_DTYPES
+from .dtypes import ALL_TYPES as ALL_DTYPES
 from .dtypes import STRING
 from .errors import DHError, InputError
 

@@ -23,7 +23,6 @@ class DeviceBuffer:
 def device_kernel(node, types):
     """Run the reference on the device buffers' data, returning device buffers."""
     opdef = registry.get(node.op)
-    attrs = opdef.full_attrs(node)
 
     def kernel(*bufs):
         for b in bufs:

@@ -697,8 +697,10 @@ def swish(x: np.ndarray, alpha: float) -> np.ndarray:
 
 
 def emit_swish(d: Decomposer, x: str, alpha: float, outputs: list[str] | int = 1) -> str:
+    """Emit ``x * Sigmoid(alpha * x)`` as ONNX's function body does (Sigmoid keeps its
+    tiny values for very negative inputs, so a gate times inf stays -inf, not nan)."""
     scaled = d.op("Mul", x, d.const(np.float32(alpha), d.dtype()))
-    return d.op("Mul", x, emit_sigmoid(d, scaled), outputs=outputs)
+    return d.op("Mul", x, d.op("Sigmoid", scaled), outputs=outputs)
 
 
 @register

@@ -1,15 +1,22 @@
 """dh's CPU backend against onnxruntime on the light model zoo shipped in the onnx package.
 
-    python benchmarks/vs_onnxruntime.py [--repeat 10] [--warmup 2] [--models resnet50,vgg19]
+    pip install -e '.[bench]'
+    python benchmarks/vs_onnxruntime.py [--repeat 10] [--warmup 2] [--clock wall|cpu]
+                                        [--models resnet50,vgg19]
 
 The models are onnx/backend/test/data/light/light_*.onnx: real architectures whose
-weights are ConstantOfShape nodes (made at load time), with batch 1 as the model gives
-it. The input is the one onnx's test runner feeds them (arange(n)/n in the input's
-shape). Both runtimes run on one thread: dh's BLAS through threadpoolctl, onnxruntime
+weights are ConstantOfShape nodes (made at load time, every one filled with 0.02), with
+batch 1 as the model gives it. With equal weights every class gets the same score, so an
+output check would prove little: each ConstantOfShape becomes a seeded random
+initializer of its shape instead (weights scaled by their fan-in, one-dimensional
+parameters such as variances in [0.5, 1.5]), and both runtimes run that model. The
+input is the one onnx's test runner feeds them (arange(n)/n in the input's shape). Both runtimes run on one thread: dh's BLAS through threadpoolctl, onnxruntime
 with intra_op_num_threads=1, inter_op_num_threads=1 and sequential execution. Before
 timing, the two outputs must agree (a model whose outputs differ is reported and
 skipped). The runs of the two alternate, one of each per round, so machine noise hits
 both; the table gives each one's median, their ratio and the geometric mean of dh/ort.
+On a shared machine ``--clock cpu`` (CPU time of the running thread) is steadier than
+elapsed time.
 """
 from __future__ import annotations
 
@@ -22,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 from _common import header
+from onnx import numpy_helper
 
 import dh_core as dh
 
@@ -30,6 +38,32 @@ MODELS = ("resnet50", "densenet121", "inception_v1", "inception_v2", "squeezenet
 LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
 RTOL, ATOL = 1e-3, 1e-4
 """Agreement required between dh and onnxruntime (float32, relative to the output scale)."""
+
+
+def randomized(model: onnx.ModelProto, seed: int = 0) -> onnx.ModelProto:
+    """The model with each ConstantOfShape of a constant shape replaced by a seeded random
+    initializer: uniform in +-sqrt(3 / fan-in) for weights (rank >= 2), in [0.5, 1.5] for
+    vectors (scales, biases, means, variances) and scalars."""
+    rng = np.random.default_rng(seed)
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    graph = out.graph
+    shapes = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    kept = []
+    for node in graph.node:
+        if node.op_type != "ConstantOfShape" or node.input[0] not in shapes:
+            kept.append(node)
+            continue
+        shape = tuple(int(d) for d in shapes[node.input[0]])
+        if len(shape) >= 2:
+            bound = math.sqrt(3.0 / max(1, int(np.prod(shape[1:]))))
+            value = rng.uniform(-bound, bound, shape)
+        else:
+            value = rng.uniform(0.5, 1.5, shape)
+        graph.initializer.append(numpy_helper.from_array(value.astype(np.float32), node.output[0]))
+    del graph.node[:]
+    graph.node.extend(kept)
+    return out
 
 
 def feeds_of(model: onnx.ModelProto) -> dict[str, np.ndarray]:
@@ -45,7 +79,7 @@ def feeds_of(model: onnx.ModelProto) -> dict[str, np.ndarray]:
     return feeds
 
 
-def ort_session(path: Path):
+def ort_session(model: onnx.ModelProto):
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -53,7 +87,7 @@ def ort_session(path: Path):
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.log_severity_level = 3  # no warnings about the unused initializers some models carry
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
 
 
 def disagreement(ours: list[np.ndarray], theirs: list[np.ndarray]) -> str | None:
@@ -93,11 +127,10 @@ def interleaved(dh_run, ort_run, repeat: int, warmup: int, clock) -> tuple[float
 
 def bench(name: str, repeat: int, warmup: int, clock) -> tuple[float, float] | str:
     """(dh seconds, ort seconds) of one model, or a line saying why it was not timed."""
-    path = LIGHT / f"light_{name}.onnx"
-    model = onnx.load(path)
+    model = randomized(onnx.load(LIGHT / f"light_{name}.onnx"))
     feeds = feeds_of(model)
     sess = dh.Session(model, backends=["cpu"])
-    ref = ort_session(path)
+    ref = ort_session(model)
     problem = disagreement(sess.run(feeds), ref.run(None, feeds))
     if problem is not None:
         return f"outputs differ from onnxruntime: {problem}"

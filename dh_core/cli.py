@@ -16,7 +16,8 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from . import __version__
-from .dtypes import ALL as ALL_DTYPES
+from .dtypes import ALL_TYPES as ALL_DTYPES
+from .dtypes import STRING
 from .errors import DHError, InputError
 
 FALLBACK_HELP = ("what to do with nodes no chosen backend supports: run them on the CPU "
@@ -73,8 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--quick", action="store_true", help="few derandomized cases per op, for CI (the default)")
     mode.add_argument("--thorough", action="store_true", help="many random cases per op, for qualifying hardware")
     p.add_argument("--op", nargs="+", action="extend", metavar="OP", help="test only these ops")
-    p.add_argument("--dtype", nargs="+", action="extend", choices=ALL_DTYPES, metavar="DT",
-                   help="test only these dtypes: " + ", ".join(ALL_DTYPES))
+    p.add_argument("--dtype", nargs="+", action="extend", choices=ALL_DTYPES + STRING, metavar="DT",
+                   help="test only these dtypes: " + ", ".join(ALL_DTYPES + STRING))
     p.add_argument("--seed", type=int, metavar="N", help="seed of the random cases, to replay a run")
     p.add_argument("--json", metavar="PATH", help="also write the report as JSON to PATH")
     p.add_argument("--markdown", metavar="PATH", help="also write the report as Markdown to PATH")

@@ -7,13 +7,16 @@ from typing import Any, Union
 
 import numpy as np
 
-from .dtypes import ALL_TYPES, name_of
+from .dtypes import ALL_TYPES, STRING, name_of
 from .errors import GraphError
 
 Dim = Union[int, str, None]
 """A dimension: a size, a symbol such as ``"N"``, or None when unknown."""
 
 DEFAULT_OPSET = 28
+
+DOMAIN_OPSETS = {"ai.onnx.ml": 5}
+"""The opset of each other domain that the library has ops in: their canonical form."""
 
 
 @dataclass(frozen=True)
@@ -24,7 +27,7 @@ class TensorType:
     shape: tuple[Dim, ...] | None = None
 
     def __post_init__(self):
-        if self.dtype not in ALL_TYPES:
+        if self.dtype not in ALL_TYPES and self.dtype not in STRING:
             raise GraphError(f"unknown dtype '{self.dtype}'")
         if self.shape is not None and not isinstance(self.shape, tuple):
             object.__setattr__(self, "shape", tuple(self.shape))

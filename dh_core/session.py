@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from . import backends as backend_registry
+from . import dtypes as dt
 from .backend import Device
 from .dtypes import name_of
 from .errors import DeviceError, DHError, InputError
@@ -209,7 +210,7 @@ def _is_sequence(value: Any) -> bool:
 
 
 def _checked_array(name: str, value: Any, expected: TensorType | None) -> np.ndarray:
-    arr = value if isinstance(value, np.ndarray) else np.asarray(value)
+    arr = dt.as_ir_array(value)
     if expected is None:
         return arr
     if name_of(arr.dtype) != expected.dtype:

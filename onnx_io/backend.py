@@ -25,7 +25,7 @@ from onnx.backend.base import Backend, BackendRep, namedtupledict
 from dh_core import backends as backend_registry
 from dh_core.backend import Device
 from dh_core.errors import DHError, InputError
-from dh_core.ir import DEFAULT_OPSET
+from dh_core.ir import DEFAULT_OPSET, DOMAIN_OPSETS
 from dh_core.session import Session
 
 RUNNER_DEVICES = {"CPU": "cpu"}
@@ -104,7 +104,7 @@ class DHBackend(Backend):
         domain = node.domain or ""
         opsets = [helper.make_opsetid("", opset)]
         if domain not in ("", "ai.onnx"):
-            opsets.append(helper.make_opsetid(domain, 1))
+            opsets.append(helper.make_opsetid(domain, DOMAIN_OPSETS.get(domain, 1)))
         model = helper.make_model(graph, opset_imports=opsets)
         return cls.prepare(model, device, **kwargs).run(arrays)
 

@@ -19,7 +19,8 @@ from onnx import AttributeProto, GraphProto, NodeProto, TypeProto, ValueInfoProt
 from dh_core import __version__
 from dh_core import dtypes as dt
 from dh_core.errors import DHError, GraphError
-from dh_core.ir import DEFAULT_OPSET, Graph, Node, OptionalType, SequenceType, TensorType, ValueType, node_reads
+from dh_core.ir import (DEFAULT_OPSET, DOMAIN_OPSETS, Graph, Node, OptionalType, SequenceType, TensorType, ValueType,
+                        node_reads)
 
 from .importer import REDUCE_AXES_INPUT_SINCE, REDUCE_AXES_MOVED
 
@@ -55,7 +56,7 @@ def export_model(graph: Graph, opset: int | None = None) -> onnx.ModelProto:
                 raise GraphError(str(exc)) from None
             target = exc.opset
     opsets = [helper.make_opsetid("", target)]
-    opsets += [helper.make_opsetid(domain, 1) for domain in sorted(exporter.domains)]
+    opsets += [helper.make_opsetid(domain, DOMAIN_OPSETS.get(domain, 1)) for domain in sorted(exporter.domains)]
     model = helper.make_model(proto, opset_imports=opsets, producer_name="dh", producer_version=__version__)
     model.ir_version = helper.find_min_ir_version_for(opsets, ignore_unknown=True)
     return model

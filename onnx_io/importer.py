@@ -21,7 +21,8 @@ from onnx import AttributeProto, GraphProto, NodeProto, TensorProto, TypeProto, 
 
 from dh_core import dtypes as dt
 from dh_core.errors import ModelLoadError
-from dh_core.ir import DEFAULT_OPSET, Dim, Graph, Node, OptionalType, SequenceType, TensorType, Value, ValueType
+from dh_core.ir import (DEFAULT_OPSET, DOMAIN_OPSETS, Dim, Graph, Node, OptionalType, SequenceType, TensorType,
+                        Value, ValueType)
 
 from . import normalize
 
@@ -31,6 +32,10 @@ MIN_OPSET = 6
 REDUCE_AXES_INPUT_SINCE = 18
 REDUCE_AXES_MOVED = frozenset(op for op, since in normalize.REDUCE_AXES_INPUT_SINCE.items() if since == 18)
 """Reductions whose ``axes`` attribute became an input in opset 18 (ReduceSum moved in 13)."""
+
+DOMAIN_COMPATIBLE = {("ai.onnx.ml", "LabelEncoder"): (2,)}
+"""Older versions of domain ops whose nodes the canonical form reads as they are
+(LabelEncoder 4 only added attributes to 2)."""
 
 ModelSource = Union[str, "os.PathLike[str]", onnx.ModelProto]
 
@@ -50,6 +55,7 @@ def import_model(model: ModelSource, load_data: bool = True) -> Graph:
     label, proto, base_dir = _read(model)
     try:
         opset = _default_opset(proto)
+        _check_domain_opsets(proto)
         if proto.functions:
             proto = _inline_functions(proto)
         return _Importer(proto.graph, opset, base_dir, load_data).graph(proto.graph)
@@ -112,6 +118,29 @@ def _default_opset(proto: onnx.ModelProto) -> int:
     if opset > DEFAULT_OPSET:
         raise ModelLoadError(f"opset {opset} is newer than the newest this dh knows ({DEFAULT_OPSET})")
     return opset
+
+
+def _check_domain_opsets(proto: onnx.ModelProto) -> None:
+    """Check the opsets of the other domains dh has ops in (``DOMAIN_OPSETS``): not newer
+    than dh knows, and every op of the domain in the canonical form of that opset (or in a
+    form the canonical one reads unchanged, ``DOMAIN_COMPATIBLE``)."""
+    declared = {o.domain: o.version for o in proto.opset_import}
+    for domain, newest in DOMAIN_OPSETS.items():
+        version = declared.get(domain)
+        if version is None:
+            continue
+        if version > newest:
+            raise ModelLoadError(f"opset {version} of domain {domain} is newer than the newest this dh knows "
+                                 f"({newest})")
+        for n in (n for g in _graphs(proto.graph) for n in g.node if n.domain == domain):
+            try:
+                since = onnx.defs.get_schema(n.op_type, version, domain).since_version
+            except onnx.defs.SchemaError:
+                raise ModelLoadError(f"op {n.op_type} does not exist in opset {version} of domain {domain}") from None
+            canonical = onnx.defs.get_schema(n.op_type, newest, domain).since_version
+            if since != canonical and since not in DOMAIN_COMPATIBLE.get((domain, n.op_type), ()):
+                raise ModelLoadError(f"op {domain}.{n.op_type} of opset {version} is not supported "
+                                     f"(dh reads its form of opset {canonical})")
 
 
 def _unchanged_since(gp: GraphProto, old: int, new: int) -> bool:
@@ -309,7 +338,11 @@ class _Importer:
             return np.asarray(a.i, dtype=np.int64)
         if a.name == "value_ints":
             return np.asarray(list(a.ints), dtype=np.int64)
-        raise ModelLoadError(f"{label}: attribute '{a.name}' is not supported (dh has no string or sparse tensors)")
+        if a.name == "value_string":
+            return np.asarray(_text(a.s, n.name or n.output[0], a.name), dtype=object)
+        if a.name == "value_strings":
+            return np.asarray([_text(v, n.name or n.output[0], a.name) for v in a.strings], dtype=object)
+        raise ModelLoadError(f"{label}: attribute '{a.name}' is not supported (dh has no sparse tensors)")
 
     def tensor(self, t: TensorProto, what: str) -> np.ndarray:
         label = f"{what} '{t.name}'" if t.name else what

@@ -104,6 +104,10 @@ class Decomposer:
     def value(self, i: int) -> np.ndarray | None:
         return self._constants[i] if i < len(self._constants) else None
 
+    def fresh(self, base: str) -> str:
+        """A value or node name not used anywhere in the graph (for subgraphs it builds)."""
+        return self._fresh(base)
+
     def const(self, value, dtype: str | None = None) -> str:
         """Add a constant tensor and return its value name."""
         arr = np.asarray(value, dtype=dtype) if dtype else np.asarray(value)

@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from dh_core import dtypes as dt
-from dh_core.errors import ShapeError
+from dh_core.errors import InputError, ShapeError
 from dh_core.ir import TensorType
 
 from . import casting
@@ -909,10 +909,10 @@ class Mean(Variadic):
 @register
 class Equal(Compare):
     name = "Equal"
-    constraints = {"T": dt.ALL, "T1": ("bool",)}
+    constraints = {"T": dt.ALL + dt.STRING, "T1": ("bool",)}
 
     def reference(self, a, b):
-        return np.equal(a, b)
+        return np.equal(a, b).astype(bool)
 
 
 @register
@@ -1045,20 +1045,71 @@ class Cast(Elementwise):
     """Cast to the dtype with ONNX code ``to``. Float to int truncates toward zero (nan,
     inf and out-of-range values are undefined); int narrowing wraps; nonzero is true.
     ``saturate`` and ``round_mode`` only concern the float8/float4 targets
-    (:mod:`dh_core.ops.casting`)."""
+    (:mod:`dh_core.ops.casting`). Strings: see :func:`to_text` and :func:`from_text`."""
 
     name = "Cast"
     inputs = (Param("input", "T1"),)
     outputs = (Param("output", "T2"),)
     attrs = {"to": Attr("int"), "saturate": Attr("int", 1), "round_mode": Attr("string", "up")}
-    constraints = {"T1": dt.ALL_TYPES, "T2": dt.ALL_TYPES}
+    constraints = {"T1": dt.ALL_TYPES + dt.STRING, "T2": dt.ALL_TYPES + dt.STRING}
 
     def infer(self, ctx: InferContext):
         casting.check_round_mode(ctx.attrs["round_mode"], ctx.node.name or self.name)
         return [TensorType(dt.from_onnx(ctx.attrs["to"]), ctx.shape(0))]
 
     def reference(self, x, *, to, saturate, round_mode):
-        return casting.cast(x, dt.from_onnx(to), saturate, round_mode)
+        return cast(x, dt.from_onnx(to), saturate, round_mode)
+
+
+def cast(x: np.ndarray, to: str, saturate: int = 1, round_mode: str = "up") -> np.ndarray:
+    """``x`` as the IR dtype ``to`` by ONNX's Cast rules, string conversions included
+    (text reaches a low-precision type through float32, or int64 for 4- and 2-bit ints)."""
+    if to in dt.STRING:
+        return to_text(casting.widen(x))
+    if dt.name_of(x.dtype) in dt.STRING:
+        if to in dt.LOW_PRECISION:
+            x = from_text(x, "int64" if to in dt.INT4 + dt.INT2 else "float32")
+        else:
+            return from_text(x, to)
+    return casting.cast(x, to, saturate, round_mode)
+
+
+def to_text(x: np.ndarray) -> np.ndarray:
+    """Numbers as text: the shortest decimal that reads back as the same value in the
+    source dtype (``0.1``, ``1e-05``, ``1e+20``, ``100.0``), ``nan``, ``inf`` and
+    ``-inf``; integers in decimal; bools as ``True`` and ``False``."""
+    return x.astype(np.str_).astype(object)
+
+
+def from_text(x: np.ndarray, dtype: str) -> np.ndarray:
+    """Text as numbers: decimal and scientific notation; ``INF``, ``+INF``, ``-INF`` and
+    ``NaN`` in any case. A text with a fraction becomes an integer by truncation;
+    ``True``/``False`` (any case) or a number (nonzero is true) become bools. Other text
+    is undefined in ONNX and raises InputError."""
+    kind = np.dtype(dtype).kind
+
+    def parse(s: str):
+        text = s.strip()
+        if kind == "b" and text.lower() in ("true", "false"):
+            return text.lower() == "true"
+        try:
+            return int(text) if kind in "iu" else float(text)
+        except ValueError:
+            try:
+                value = float(text)
+            except ValueError:
+                raise InputError(f"Cast cannot read {s!r} as a number") from None
+            if kind in "iu":
+                if not math.isfinite(value):
+                    raise InputError(f"Cast cannot read {s!r} as an integer") from None
+                return int(value)
+            return value
+
+    values = [parse(s) for s in x.reshape(-1)]
+    if kind in "iu":
+        info = np.iinfo(dtype)
+        values = [(v - info.min) % (int(info.max) - int(info.min) + 1) + info.min for v in values]
+    return np.array(values, dtype=dtype).reshape(x.shape)
 
 
 @register
@@ -1067,7 +1118,7 @@ class CastLike(Elementwise):
     inputs = (Param("input", "T1"), Param("target_type", "T2"))
     outputs = (Param("output", "T2"),)
     attrs = {"saturate": Attr("int", 1), "round_mode": Attr("string", "up")}
-    constraints = {"T1": dt.ALL_TYPES, "T2": dt.ALL_TYPES}
+    constraints = {"T1": dt.ALL_TYPES + dt.STRING, "T2": dt.ALL_TYPES + dt.STRING}
     composite = True
 
     def infer(self, ctx: InferContext):
@@ -1076,7 +1127,7 @@ class CastLike(Elementwise):
         return [None if dtype is None else TensorType(dtype, ctx.shape(0))]
 
     def reference(self, x, target, *, saturate, round_mode):
-        return casting.cast(x, dt.name_of(target.dtype), saturate, round_mode)
+        return cast(x, dt.name_of(target.dtype), saturate, round_mode)
 
     def decompose(self, d):
         d.op("Cast", d.inputs[0], outputs=d.outputs, to=dt.onnx_code(d.dtype(1)),
@@ -1114,7 +1165,7 @@ class Identity(OpDef):
     name = "Identity"
     inputs = (Param("input", "V"),)
     outputs = (Param("output", "V"),)
-    constraints = {"V": ANY_VALUE}
+    constraints = {"V": ANY_VALUE + dt.STRING}
 
     def infer(self, ctx: InferContext):
         return [ctx.types[0]]

@@ -6,6 +6,7 @@ from . import (  # noqa: F401
     indexing,
     linalg,
     loss,
+    ml,
     normalization,
     preview,
     quantize,
@@ -16,6 +17,7 @@ from . import (  # noqa: F401
     sequence_models,
     shape,
     signal,
+    strings,
     training,
     vision,
 )

@@ -11,9 +11,17 @@ import numpy as np
 
 from dh_core import dtypes as dt
 from dh_core.errors import ShapeError
-from dh_core.ir import OptionalType, SequenceType, TensorType, ValueType
+from dh_core.ir import (
+    Graph,
+    Node,
+    OptionalType,
+    SequenceType,
+    TensorType,
+    Value,
+    ValueType,
+)
 
-from .base import Attr, InferContext, OpDef, Param
+from .base import Attr, Decomposer, InferContext, OpDef, Param
 from .control import merge_types, run_graph
 from .registry import register
 from .values import ANY_VALUE, ELEMENT_DTYPES, OPTIONALS, SEQUENCES, TENSOR_OR_SEQUENCE
@@ -228,7 +236,8 @@ class ConcatFromSequence(OpDef):
 @register
 class SequenceMap(OpDef):
     """Applies the body to each position of the input sequence (and of the additional
-    sequences; additional tensors are passed whole), collecting its outputs."""
+    sequences; additional tensors are passed whole), collecting its outputs. As in ONNX's
+    function, it decomposes into a Loop over the positions."""
 
     name = "SequenceMap"
     inputs = (Param("input_sequence", "S"), Param("additional_inputs", "V", variadic=True, min_arity=0, homogeneous=False))
@@ -236,11 +245,44 @@ class SequenceMap(OpDef):
     attrs = {"body": Attr("graph")}
     constraints = {"S": SEQUENCES, "V": ELEMENT_DTYPES + SEQUENCES}
     reads_outer = True
+    composite = True
 
     def infer(self, ctx: InferContext):
         body = ctx.attrs["body"]
         return [SequenceType(t if isinstance(t, TensorType) else None)
                 for t in (body.value_types.get(v.name, v.type) for v in body.outputs)]
+
+    def decompose(self, d: Decomposer) -> None:
+        """Loop(SequenceLength(seq)) whose body takes position i of each sequence input
+        (SequenceAt) and each tensor input whole, runs the map body and appends its
+        outputs to sequences that start empty."""
+        body: Graph = d.attrs["body"]
+        out_types = [body.value_types.get(v.name, v.type) for v in body.outputs]
+        if not all(isinstance(t, TensorType) for t in out_types):
+            raise ShapeError("SequenceMap needs the dtypes of its body's outputs to decompose")
+        if any(t is None for t in d.types[:len(d.inputs)]):
+            raise ShapeError("SequenceMap needs to know which inputs are sequences to decompose")
+        i, cond = d.fresh("map_i"), d.fresh("map_cond")
+        accs = [d.fresh("map_acc") for _ in body.outputs]
+        nodes = []
+        for name, t, param in zip(d.inputs, d.types, body.inputs):
+            if isinstance(t, SequenceType):
+                nodes.append(Node("SequenceAt", [name, i], [param.name], name=d.fresh("map_at")))
+            else:
+                nodes.append(Node("Identity", [name], [param.name], name=d.fresh("map_pass")))
+        nodes.extend(body.nodes)
+        cond_out = d.fresh("map_cond_out")
+        nodes.append(Node("Identity", [cond], [cond_out], name=d.fresh("map_go")))
+        acc_outs = [d.fresh("map_acc_out") for _ in accs]
+        nodes.extend(Node("SequenceInsert", [acc, v.name], [out], name=d.fresh("map_append"))
+                     for acc, v, out in zip(accs, body.outputs, acc_outs))
+        loop_body = Graph(nodes, [Value(i, TensorType("int64", ())), Value(cond, TensorType("bool", ()))]
+                          + [Value(a, SequenceType(t)) for a, t in zip(accs, out_types)],
+                          [Value(cond_out, TensorType("bool", ()))]
+                          + [Value(a, SequenceType(t)) for a, t in zip(acc_outs, out_types)],
+                          body.initializers, f"{body.name}_loop", body.opset, body.value_types)
+        empties = [d.op("SequenceEmpty", dtype=dt.onnx_code(t.dtype)) for t in out_types]
+        d.op("Loop", d.op("SequenceLength", d.inputs[0]), "", *empties, outputs=d.outputs, body=loop_body)
 
     def reference(self, seq, *additional, body, outer):
         n = len(seq)

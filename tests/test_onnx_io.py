@@ -348,3 +348,36 @@ def test_default_valued_new_attributes_are_dropped_for_older_opsets():
     b.output(b.Cast(x, to=TensorProto.FLOAT16, saturate=0, name="cast"))
     with pytest.raises(GraphError, match="node 'cast': Cast has no attribute 'saturate' at opset 17"):
         export_model(b.build(), opset=17)
+
+
+def string_model(ml_opset: int = 4, encoder_attrs: dict | None = None) -> onnx.ModelProto:
+    """Text in, a Constant of strings concatenated to it, then ai.onnx.ml LabelEncoder."""
+    attrs = encoder_attrs or {"keys_strings": ["ab", "b"], "values_int64s": [1, 2], "default_int64": 0}
+    nodes = [helper.make_node("Constant", [], ["suffix"], value_strings=["b", ""]),
+             helper.make_node("StringConcat", ["x", "suffix"], ["joined"]),
+             helper.make_node("LabelEncoder", ["joined"], ["y"], domain="ai.onnx.ml", **attrs)]
+    graph = helper.make_graph(nodes, "strings", [helper.make_tensor_value_info("x", TensorProto.STRING, [2])],
+                              [helper.make_tensor_value_info("y", TensorProto.INT64, [2])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20),
+                                                   helper.make_opsetid("ai.onnx.ml", ml_opset)])
+
+
+def test_string_tensors_and_ml_ops_import_run_and_export():
+    graph = import_model(string_model())
+    assert graph.initializers["suffix"].tolist() == ["b", ""]
+    assert graph.value_types["x"].dtype == "string"
+    assert [n.domain for n in graph.nodes] == ["", "ai.onnx.ml"]
+    x = np.array(["a", "b"], dtype=object)
+    assert dh.Session(string_model()).run({"x": x})[0].tolist() == [1, 2]
+    model = export_model(graph)
+    onnx.checker.check_model(model)
+    assert {o.domain: o.version for o in model.opset_import}["ai.onnx.ml"] == 5
+    assert dh.Session(model).run({"x": x})[0].tolist() == [1, 2]
+    assert ort_run(model, {"x": x})[0].tolist() == [1, 2]
+
+
+def test_ml_opsets_are_checked_per_op():
+    import_model(string_model(ml_opset=2))  # LabelEncoder 4 reads LabelEncoder 2 unchanged
+    one_line_load_error(string_model(ml_opset=1, encoder_attrs={"classes_strings": ["ab"]}),
+                        "LabelEncoder of opset 1 is not supported")
+    one_line_load_error(string_model(ml_opset=6), "opset 6 of domain ai.onnx.ml is newer")

@@ -151,7 +151,7 @@ samples("Sum", dt.FLOATS)(variadic)
 samples("Mean", dt.FLOATS)(variadic)
 
 # -- comparison and logic ------------------------------------------------------
-samples("Equal", dt.ALL)(binary)
+samples("Equal", dt.ALL + dt.STRING)(binary)
 samples("Less", dt.NUMERIC)(binary)
 samples("Greater", dt.NUMERIC)(binary)
 samples("LessOrEqual", dt.NUMERIC)(binary)
@@ -174,18 +174,29 @@ def where(dtype):
 samples("IsNaN", dt.FLOATS)(unary)
 samples("IsInf", dt.FLOATS)(lambda dtype: with_attrs(
     unary(dtype), detect_negative=st.integers(0, 1), detect_positive=st.integers(0, 1)))
-samples("Identity", dt.ALL)(unary)
+samples("Identity", dt.ALL + dt.STRING)(unary)
 
 
 # -- casts ---------------------------------------------------------------------
 FLOAT_TYPES = dt.FLOATS + dt.BFLOAT16 + dt.SMALL_FLOATS
 INT_TYPES = dt.INTS + dt.INT4 + dt.INT2
+CAST_TYPES = dt.ALL_TYPES + dt.STRING
+
+
+def cast_targets(dtype: str) -> tuple[str, ...]:
+    """The targets drawn for a source dtype: text only to and from numpy's own dtypes."""
+    if dtype in dt.STRING:
+        return dt.ALL + dt.STRING
+    return dt.ALL_TYPES + (dt.STRING if dtype in dt.ALL else ())
 
 
 def cast_source(dtype: str, target: str, shape):
     """Source values for a cast: float to int only from finite values whose truncation
     fits the target, float to float8e8m0 only from values >= 0 (anything else is
-    undefined in ONNX)."""
+    undefined in ONNX); text to numbers only from numbers of the target's range written
+    as text (also ``INF``, ``+INF``, ``-INF`` and ``NaN`` in any case for floats)."""
+    if dtype in dt.STRING and target not in dt.STRING:
+        return number_texts(target, shape)
     if dtype in FLOAT_TYPES and target in INT_TYPES:
         info = ml_dtypes.iinfo(dt.to_numpy(target))
         return arrays(dtype, shape, special=False, min_value=max(int(info.min), -1000),
@@ -198,6 +209,14 @@ def cast_source(dtype: str, target: str, shape):
     return arrays(dtype, shape)
 
 
+def number_texts(dtype: str, shape):
+    """Numbers of ``dtype`` (IR dtypes of numpy's own) as text."""
+    special = st.sampled_from(["INF", "+INF", "-INF", "NaN", "inf", "-Inf", "nan"])
+    value = elements(dtype).map(lambda v: str(np.asarray(v, dtype)))
+    text = st.one_of(value, special) if dt.to_numpy(dtype).kind == "f" else value
+    return hnp.arrays(object, shape, elements=text)
+
+
 def cast_attrs(draw_, target: str) -> dict:
     """saturate (float8 targets) and round_mode (float8e8m0), sometimes left default."""
     attrs = {}
@@ -208,22 +227,22 @@ def cast_attrs(draw_, target: str) -> dict:
     return attrs
 
 
-@samples("Cast", dt.ALL_TYPES)
+@samples("Cast", CAST_TYPES)
 def cast(dtype):
     @st.composite
     def draw(draw_):
-        target = draw_(st.sampled_from(dt.ALL_TYPES))
+        target = draw_(st.sampled_from(cast_targets(dtype)))
         x = draw_(cast_source(dtype, target, shapes()))
         return Sample([x], {"to": dt.onnx_code(target), **cast_attrs(draw_, target)})
 
     return draw()
 
 
-@samples("CastLike", dt.ALL_TYPES)
+@samples("CastLike", CAST_TYPES)
 def cast_like(dtype):
     @st.composite
     def draw(draw_):
-        target = draw_(st.sampled_from(dt.ALL_TYPES))
+        target = draw_(st.sampled_from(cast_targets(dtype)))
         x = draw_(cast_source(dtype, target, shapes()))
         like = draw_(arrays(target, shapes(max_dims=2)))
         return Sample([x, like], cast_attrs(draw_, target))

@@ -6,6 +6,7 @@ from . import (  # noqa: F401
     indexing,
     linalg,
     loss,
+    ml,
     normalization,
     preview,
     quantize,
@@ -15,6 +16,7 @@ from . import (  # noqa: F401
     sequence_models,
     shape,
     signal,
+    strings,
     training,
     vision,
 )

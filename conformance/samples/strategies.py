@@ -23,10 +23,23 @@ def broadcast_shapes(num_shapes: int = 2, min_dims: int = 0, max_dims: int = 4,
         min_side=min_side, max_side=max_side).map(lambda r: r.input_shapes)
 
 
+TEXT_ALPHABET = "abA -.é✓"
+"""Characters of drawn strings: letters of both cases, a space and a separator, and
+non-ASCII ones."""
+
+
+def texts(max_size: int = 3):
+    """Short strings over TEXT_ALPHABET, the empty string included."""
+    return st.text(alphabet=TEXT_ALPHABET, max_size=max_size)
+
+
 def elements(dtype: str, *, special: bool = True, min_value=None, max_value=None):
-    """Element values for a dtype: for floats, nan and inf too when ``special``.
+    """Element values for a dtype: for floats, nan and inf too when ``special``; for
+    strings, :func:`texts`.
 
     Floats default to a moderate range so that sums and products stay finite."""
+    if dtype == "string":
+        return texts()
     dt = np.dtype(dtype)
     if dt.kind == "b":
         return st.booleans()
@@ -45,7 +58,10 @@ def elements(dtype: str, *, special: bool = True, min_value=None, max_value=None
 
 
 def arrays(dtype: str, shape, **element_kwargs):
-    """Arrays of a dtype and shape (a shape or a strategy of shapes)."""
+    """Arrays of a dtype and shape (a shape or a strategy of shapes); strings are object
+    arrays of ``str``."""
+    if dtype in dt.STRING:
+        return hnp.arrays(object, shape, elements=texts())
     if dtype in dt.LOW_PRECISION:
         return low_precision_arrays(dtype, shape, **element_kwargs)
     return hnp.arrays(np.dtype(dtype), shape, elements=elements(dtype, **element_kwargs))

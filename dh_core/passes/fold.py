@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..dtypes import name_of
+from ..dtypes import name_of, to_numpy
 from ..ir import Graph, TensorType, subgraphs
 from ..ops import registry
 
@@ -55,7 +55,7 @@ def _constant_inputs(graph: Graph, node) -> list | None:
     if node.op == "Shape" and not node.domain:
         t = graph.value_types.get(node.inputs[0])
         if t is not None and t.is_static:
-            return [np.zeros(t.shape, dtype=t.dtype)]
+            return [np.zeros(t.shape, dtype=to_numpy(t.dtype))]
         return None
     if registry.find(node.op, node.domain) is None:
         return None

@@ -6,13 +6,14 @@ import itertools
 
 import numpy as np
 import onnx
+from dh_core.conformance.runner import value_type
 from dh_core.ops import registry
 from dh_core.ops.base import Decomposer, InferContext
 from onnx import helper
 from onnx.reference import ReferenceEvaluator
 
 from dh_core import dtypes as dt
-from dh_core.ir import Node, TensorType
+from dh_core.ir import DOMAIN_OPSETS, Node, TensorType
 
 
 def _attr_value(v):
@@ -23,7 +24,8 @@ def _attr_value(v):
 
 def onnx_run(op: str, inputs, attrs=None, n_outputs: int = 1, opset: int = 28, domain: str = ""):
     """Run one ONNX node with onnx.reference; None inputs are omitted optional ones.
-    An op of another domain than ai.onnx is imported at that domain's version 1."""
+    An op of another domain than ai.onnx is imported at that domain's canonical version
+    (DOMAIN_OPSETS), else 1."""
     attrs = attrs or {}
     names = [f"x{i}" if x is not None else "" for i, x in enumerate(inputs)]
     outs = [f"y{i}" for i in range(n_outputs)]
@@ -33,7 +35,8 @@ def onnx_run(op: str, inputs, attrs=None, n_outputs: int = 1, opset: int = 28, d
         helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(x.dtype), x.shape)
         for n, x in zip(names, inputs) if x is not None]
     graph_outputs = [helper.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED, None) for o in outs]
-    opsets = [helper.make_opsetid("", opset)] + ([helper.make_opsetid(domain, 1)] if domain else [])
+    opsets = [helper.make_opsetid("", opset)] + ([helper.make_opsetid(domain, DOMAIN_OPSETS.get(domain, 1))]
+                                                 if domain else [])
     model = helper.make_model(helper.make_graph([node], "g", graph_inputs, graph_outputs),
                               opset_imports=opsets)
     feeds = {n: x for n, x in zip(names, inputs) if x is not None}
@@ -66,7 +69,7 @@ def decomposed(op: str, inputs, attrs=None, n_outputs: int = 1, constant_inputs=
     assert opdef.composite, f"{op} is not a composite"
     names = [f"x{i}" if x is not None else "" for i, x in enumerate(inputs)]
     node = Node(op, names, [f"y{i}" for i in range(n_outputs)], dict(attrs or {}), name=op)
-    types = [None if x is None else TensorType(dt.name_of(x.dtype), x.shape) for x in inputs]
+    types = [None if x is None else value_type(x) for x in inputs]
     consts = [x if i in constant_inputs else None for i, x in enumerate(inputs)]
     counter = itertools.count()
     d = Decomposer(node, types, opdef.full_attrs(node), consts, lambda base: f"{base}_{next(counter)}")
@@ -75,7 +78,8 @@ def decomposed(op: str, inputs, attrs=None, n_outputs: int = 1, constant_inputs=
     env.update(d.initializers)
     for sub in d.nodes:
         sub_def = registry.get(sub.op)
-        results = sub_def.run_reference(sub, [env[i] if i else None for i in sub.inputs])
+        results = sub_def.run_reference(sub, [env[i] if i else None for i in sub.inputs],
+                                        env if sub_def.reads_outer else None)
         for name, r in zip(sub.outputs, results):
             if name:
                 env[name] = r
@@ -84,7 +88,7 @@ def decomposed(op: str, inputs, attrs=None, n_outputs: int = 1, constant_inputs=
 
 def assert_matches(got, want, tolerance: tuple[float, float]) -> None:
     """Same dtype and shape; floats equal within (rtol, atol) with nan == nan, others exactly."""
-    got, want = np.asarray(got), np.asarray(want)
+    got, want = np.asarray(got), dt.as_ir_array(want)  # onnx.reference may give str_ arrays
     assert got.dtype == want.dtype, f"dtype {got.dtype} != {want.dtype}"
     assert got.shape == want.shape, f"shape {got.shape} != {want.shape}"
     if got.dtype.kind == "f" or dt.name_of(got.dtype) in dt.BFLOAT16 + dt.SMALL_FLOATS:

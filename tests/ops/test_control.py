@@ -27,6 +27,7 @@ from dh_core.ir import (
 from dh_core.passes import eliminate_dead_code, infer_types
 
 from .control_oracle import assert_same, onnx_outputs, ort_outputs, ours, strategy
+from .oracle import decomposed
 from .oracle import ours as run_reference
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -204,3 +205,14 @@ def test_control_flow_stays_on_the_host_whatever_a_device_backend_claims():
     x = np.array([-1, 2, 3], np.float32)
     (y,) = sess.run({"c": np.array(True), "x": x, "b": x})
     np.testing.assert_array_equal(y, np.maximum(x, 0) + x)
+
+
+def test_sequence_map_decomposes_into_a_loop_with_the_same_results():
+    @SETTINGS
+    @given(strategy("SequenceMap", "float32"))
+    def check(sample):
+        got = decomposed("SequenceMap", sample.inputs, sample.attrs, n_outputs=2)
+        for g, w in zip(got, ours("SequenceMap", sample)):
+            assert_same(g, w)
+
+    check()

@@ -83,6 +83,9 @@ def cast_oracle_case(op: str, sample: Sample) -> Sample:
     x = sample.inputs[0]
     source = dt.name_of(x.dtype)
     target = dt.from_onnx(sample.attrs["to"]) if op == "Cast" else dt.name_of(sample.inputs[1].dtype)
+    # onnx.reference casts text to bool by Python truthiness (every nonempty text is
+    # true, "0" and "False" too); test_text_to_bool_reads_numbers pins ours down.
+    assume(not (source == "string" and target == "bool"))
     if source != target and source in SMALL_TYPES and target in SMALL_TYPES and (
             source == "float8e8m0" or (source in dt.INT4 + dt.INT2 and target in dt.INT4 + dt.INT2)):
         x = casting.widen(x)
@@ -99,7 +102,8 @@ def test_every_op_is_registered_with_samples_and_tier():
         assert opdef.composite == (op not in CORE), op
         assert op in SAMPLES, op
         main = opdef.inputs[1] if op == "Where" else opdef.inputs[0]
-        assert set(SAMPLES[op].dtypes) == set(opdef.dtypes(main.type)), op
+        tensor_dtypes = {d for d in opdef.dtypes(main.type) if "(" not in d}  # not seq(...)/optional(...)
+        assert set(SAMPLES[op].dtypes) == tensor_dtypes, op
 
 
 @pytest.mark.parametrize(("op", "dtype"), ORACLE_CASES)
@@ -249,6 +253,21 @@ def test_infer_with_symbolic_and_unknown_shapes():
     assert types_for("Cast", [a], {"to": dt.onnx_code("int8")}) == [TensorType("int8", ("N", 1))]
     assert types_for("CastLike", [a, None]) == [None]
     assert types_for("Where", [TensorType("bool", (2, 1)), a, b]) == [TensorType("float32", (2, 3))]
+
+
+def test_text_to_bool_reads_numbers():
+    text = np.array(["0", "1", "-2.5", "False", "true", "nan"], dtype=object)
+    np.testing.assert_array_equal(run("Cast", text, to=dt.onnx_code("bool")), [False, True, True, False, True, True])
+
+
+def test_numbers_to_text_and_back():
+    x = np.array([0.1, 1e20, 1e-5, 100.0, np.nan, -np.inf], np.float32)
+    text = run("Cast", x, to=dt.onnx_code("string"))
+    assert text.dtype == object and text.tolist() == ["0.1", "1e+20", "1e-05", "100.0", "nan", "-inf"]
+    np.testing.assert_array_equal(run("Cast", text, to=dt.onnx_code("float32")), x)
+    ints = np.array(["100.5", "-7", "+INF"], dtype=object)
+    np.testing.assert_array_equal(run("Cast", ints[:2], to=dt.onnx_code("int8")), [100, -7])
+    assert run("Cast", ints[2:], to=dt.onnx_code("float64"))[0] == np.inf
 
 
 def test_swiglu_gates_the_value_with_swish_and_refuses_broadcasting():

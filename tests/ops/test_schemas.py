@@ -22,7 +22,7 @@ ATTR_KINDS = {
     "type_proto": onnx.AttributeProto.TYPE_PROTO,
 }
 ONNX_DTYPE = {"tensor(float)": "float32", "tensor(double)": "float64", "tensor(float16)": "float16",
-              "tensor(bool)": "bool", **{f"tensor({d})": d for d in
+              "tensor(bool)": "bool", "tensor(string)": "string", **{f"tensor({d})": d for d in
                                           ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")},
               **{f"tensor({d})": d for d in dt.LOW_PRECISION}}
 

@@ -31,7 +31,7 @@ from dh_core.ops.conv import (
 from dh_core.backend import Kernel
 from dh_core.ir import Node, TensorType
 
-COLUMN_BYTES = 4 << 20
+COLUMN_BYTES = 16 << 20
 """Largest im2col buffer built at once; more output positions are processed in chunks."""
 
 ALL = (slice(None), slice(None))
@@ -115,7 +115,7 @@ def conv_factory(node: Node, types: Sequence[TensorType | None]) -> Kernel:
         return _compute_copy(w).reshape(group, w.shape[0] // group, -1)
 
     plans: dict[tuple, _Flat | _Geometry] = {}
-    scratch = _Scratch()
+    scratch = Scratch()
 
     def plan(x_shape: tuple[int, ...], w_shape: tuple[int, ...]) -> _Flat | _Geometry:
         """The flat layout of an input shape, or its geometry for the paths without one."""
@@ -132,21 +132,23 @@ def conv_factory(node: Node, types: Sequence[TensorType | None]) -> Kernel:
         n_batch, channels, m = x.shape[0], x.shape[1], w.shape[0]
         xc = x.astype(ct, copy=False)
         flat = plan(x.shape, w.shape)
+        bias = None if b is None else b.astype(ct, copy=False).reshape((m,) + (1,) * (x.ndim - 2))
         if isinstance(flat, _Flat):
             xs = flat.phases(xc, scratch)
             if group == channels and group > 1 and w.shape[1] == 1:
-                y = _depthwise(flat, xs, depthwise.get(w, depthwise_layout), scratch)
+                y = _depthwise(flat, xs, depthwise.get(w, depthwise_layout))
             elif m // group < channels // group or len(flat.runs) == 1:
-                y = _tap_sums(flat, xs, per_tap.get(w, tap_layout), scratch)
+                y = _tap_sums(flat, xs, per_tap.get(w, tap_layout))
             else:
-                y = _columns(flat, xs, as_columns.get(w, columns_layout), scratch)
-        elif flat.is_pointwise() and n_batch and m and channels:
+                y = _columns(flat, xs, as_columns.get(w, columns_layout))
+            return flat.crop(y, bias).astype(x.dtype, copy=False)
+        if flat.is_pointwise() and n_batch and m and channels:
             xg = flat.subsample(xc).reshape(n_batch, group, channels // group, -1)
             y = np.matmul(as_columns.get(w, columns_layout), xg).reshape(n_batch, m, *flat.out)
         else:
             y = np.zeros((n_batch, m, *flat.out), ct)
-        if b is not None:
-            y += b.astype(ct, copy=False).reshape((m,) + (1,) * (x.ndim - 2))
+        if bias is not None:
+            y += bias
         return y.astype(x.dtype, copy=False)
 
     return kernel
@@ -188,9 +190,9 @@ class _Flat:
             phase = int(np.ravel_multi_index([r % s for r, s in zip(reach, strides)], strides))
             self.runs.append((phase, sum(r // s * q for r, s, q in zip(reach, strides, rows))))
 
-    def phases(self, x: np.ndarray, scratch: _Scratch) -> np.ndarray:
+    def phases(self, x: np.ndarray, scratch: Scratch) -> np.ndarray:
         """x as (N, C, phases, positions per phase), in buffers reused across calls (the
-        pad border is written once and stays zero)."""
+        node's own padded buffer, whose border is written once and stays zero)."""
         lead = x.shape[:2]
         if self.pad:
             padded, fresh = scratch.get((self, "pad"), lead + self.full, x.dtype)
@@ -201,37 +203,40 @@ class _Flat:
             padded = x
         if self.split is None:
             return padded.reshape(lead + self.layout)
-        phases, _ = scratch.get((self, "phases"), lead + self.layout, x.dtype)
+        phases = TRANSIENT.take("phases", lead + self.layout, x.dtype)
         np.copyto(phases.reshape(lead + tuple(self.split[i - 2] for i in self.order[2:])),
                   padded.reshape(lead + self.split).transpose(self.order))
         return phases
 
-    def crop(self, y: np.ndarray) -> np.ndarray:
-        """The (N, M, *out) output, contiguous, from a contiguous result (N, M, length)
-        whose last axis holds the flat positions."""
+    def crop(self, y: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+        """The (N, M, *out) output, a fresh array, from a contiguous result (N, M, length)
+        whose last axis holds the flat positions, with ``bias`` added on the way."""
         item = y.itemsize
         view = np.ndarray(y.shape[:2] + self.out, y.dtype, y, 0, y.strides[:2] + tuple(r * item for r in self.rows))
-        return np.ascontiguousarray(view)
+        if bias is None:
+            return np.array(view, order="C")
+        return np.add(view, bias, out=np.empty(view.shape, y.dtype))
 
 
-def _depthwise(flat: _Flat, xs: np.ndarray, w: np.ndarray, scratch: _Scratch) -> np.ndarray:
-    """Depthwise Conv (one input channel per group): per channel, the weights times the
-    columns of its taps; w is (C, multiplier, taps)."""
+def _depthwise(flat: _Flat, xs: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Depthwise Conv (one input channel per group) over the flat positions, (N, M, length):
+    per channel, the weights times the columns of its taps; w is (C, multiplier, taps)."""
     n_batch, channels = xs.shape[:2]
     length = flat.length
-    cols, _ = scratch.get((flat, "cols"), (n_batch, channels, len(flat.runs), length), xs.dtype)
+    cols = TRANSIENT.take("columns", (n_batch, channels, len(flat.runs), length), xs.dtype)
     for t, (phase, shift) in enumerate(flat.runs):
         cols[:, :, t] = xs[:, :, phase, shift:shift + length]
-    return flat.crop(np.matmul(w, cols).reshape(n_batch, channels * w.shape[1], length))
+    return np.matmul(w, cols).reshape(n_batch, channels * w.shape[1], length)
 
 
-def _tap_sums(flat: _Flat, xs: np.ndarray, w: np.ndarray, scratch: _Scratch) -> np.ndarray:
-    """Conv as one GEMM per kernel tap and group, summed in place; w is
-    (group, taps, M/group, C/group). No column buffer: suits few output channels."""
+def _tap_sums(flat: _Flat, xs: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Conv over the flat positions, (N, M, length), as one GEMM per kernel tap and group,
+    summed in place; w is (group, taps, M/group, C/group). No column buffer: suits few
+    output channels."""
     group, _, mg, cg = w.shape
     n_batch, length = xs.shape[0], flat.length
-    y, _ = scratch.get((flat, "sums"), (n_batch, group * mg, length), xs.dtype)
-    tmp, _ = scratch.get((flat, "tap"), (mg, length), xs.dtype)
+    y = TRANSIENT.take("result", (n_batch, group * mg, length), xs.dtype)
+    tmp = TRANSIENT.take("tap", (mg, length), xs.dtype)
     for n in range(n_batch):
         for g in range(group):
             acc = y[n, g * mg:(g + 1) * mg]
@@ -240,18 +245,19 @@ def _tap_sums(flat: _Flat, xs: np.ndarray, w: np.ndarray, scratch: _Scratch) -> 
                 np.matmul(w[g, t], inputs[:, phase, shift:shift + length], out=acc if t == 0 else tmp)
                 if t:
                     acc += tmp
-    return flat.crop(y)
+    return y
 
 
-def _columns(flat: _Flat, xs: np.ndarray, w: np.ndarray, scratch: _Scratch) -> np.ndarray:
-    """Conv as im2col plus one GEMM per group; w is (group, M/group, C/group * taps).
-    The columns are built for a range of positions at a time (at most COLUMN_BYTES)."""
+def _columns(flat: _Flat, xs: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Conv over the flat positions, (N, M, length), as im2col plus one GEMM per group; w is
+    (group, M/group, C/group * taps). The columns are built for a range of positions at a
+    time (at most COLUMN_BYTES)."""
     group, mg, ckg = w.shape
     n_batch, channels = xs.shape[:2]
     taps, length = len(flat.runs), flat.length
-    y, _ = scratch.get((flat, "result"), (n_batch, group * mg, length), xs.dtype)
+    y = TRANSIENT.take("result", (n_batch, group * mg, length), xs.dtype)
     step = max(1, min(length, COLUMN_BYTES // max(1, channels * taps * y.itemsize)))
-    buffer, _ = scratch.get((flat, "cols"), (channels * taps * step,), xs.dtype)
+    buffer = TRANSIENT.take("columns", (channels * taps * step,), xs.dtype)
     for n in range(n_batch):
         for start in range(0, length, step):
             stop = min(length, start + step)
@@ -261,10 +267,10 @@ def _columns(flat: _Flat, xs: np.ndarray, w: np.ndarray, scratch: _Scratch) -> n
             cols = cols.reshape(group, ckg, stop - start)
             for g in range(group):
                 np.matmul(w[g], cols[g], out=y[n, g * mg:(g + 1) * mg, start:stop])
-    return flat.crop(y)
+    return y
 
 
-class _Scratch(threading.local):
+class Scratch(threading.local):
     """Work buffers of a kernel kept between its calls (one set per thread): the same
     shapes come back on every run of a model, and fresh pages cost more than the copies."""
 
@@ -278,6 +284,21 @@ class _Scratch(threading.local):
             return found, False
         found = self.buffers[key] = np.empty(shape, dtype)
         return found, True
+
+    def take(self, purpose: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+        """A contiguous ``shape`` at the front of one grow-only buffer per purpose and
+        dtype: for buffers that live only during one kernel call."""
+        size = int(np.prod(shape))
+        key = (purpose, np.dtype(dtype))
+        found = self.buffers.get(key)
+        if found is None or found.size < size:
+            found = self.buffers[key] = np.empty(size, dtype)
+        return found[:size].reshape(shape)
+
+
+TRANSIENT = Scratch()
+"""Buffers that live during one kernel call (columns, results before cropping), shared
+by all the kernels of a thread: they take the memory of the largest node, not of all."""
 
 
 def conv_transpose_factory(node: Node, types: Sequence[TensorType | None]) -> Kernel:

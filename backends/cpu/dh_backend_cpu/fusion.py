@@ -119,7 +119,7 @@ class _Rewriter:
             return
         w = consts[w_name]
         scale, shift, mean, var = (consts[p].astype(np.float64) for p in params)
-        factor = scale / np.sqrt(var + float(node_attrs(bn)["epsilon"]))
+        factor = scale / np.sqrt(var + float(np.float32(node_attrs(bn)["epsilon"])))
         if factor.shape != (w.shape[0],) or any(a.shape != factor.shape for a in (shift, mean)):
             return
         bias = consts[b_name].astype(np.float64) if b_name else np.zeros(w.shape[0])

@@ -20,14 +20,8 @@ MANIFEST = {
             'the expanded form runs Shape, MatMul, Softmax and elementwise ops (Div, Mul...) on bfloat16, '
             'which the library allows only in Cast, CastLike, BitCast, QuantizeLinear/DequantizeLinear, '
             'Attention, Celu, Einsum, Range, OneHot values and data movement (Compress, Unique, ReverseSequence)',
-        '^test_(?:ai_onnx_ml_array|ai_onnx_ml_binarizer|ai_onnx_ml_tree)(?:_|$)':
-            'ai.onnx.ml ops are not in the library',
-        '^test_(?:tfidfvectorizer)(?:_|$)':
-            'op TfIdfVectorizer is not in the library yet',
         '^test_(?:gradient)(?:_|$)':
             'op Gradient (domain ai.onnx.preview.training) is not in the library',
-        '^test_(?:ai_onnx_ml_label|equal_string|regex|string|strnorm|strnormalizer)(?:_|$)':
-            'string tensors are not in the IR',
         '^test_loop16_seq_none$':
             "onnx's runner cannot compare a sequence holding a 0-d tensor (assert_similar_outputs takes len() of the element); dh's output equals the expected one (tests/ops/test_control.py)",
     },

@@ -14,7 +14,7 @@ from dh_core.backend import Kernel, returns_tuple
 from dh_core.ir import Node, TensorType
 from dh_core.ops.conv import effective_kernel, output_size, resolve_pads, spatial_attr, window_slices
 
-from .conv import ALL, compute_dtype, node_attrs
+from .conv import ALL, Scratch, compute_dtype, node_attrs
 
 
 class _Window:
@@ -35,12 +35,15 @@ class _Window:
                            (self.out[i] - 1) * self.strides[i] + effective_kernel(self.kernel[i], self.dilations[i]))
                        for i in range(n)]
 
-    def pad(self, x: np.ndarray, value) -> np.ndarray:
+    def pad(self, x: np.ndarray, value, scratch: Scratch) -> np.ndarray:
         """x placed in a buffer of the padded extent filled with ``value``; ceil mode may
-        read past the end pad, so the extent can exceed the declared pads."""
+        read past the end pad, so the extent can exceed the declared pads. The buffer is
+        kept for the next call: only its interior changes."""
         if not any(self.begin) and tuple(self.extent) == self.in_shape:
             return x
-        out = np.full(x.shape[:2] + tuple(self.extent), value, x.dtype)
+        out, fresh = scratch.get((self, value), x.shape[:2] + tuple(self.extent), x.dtype)
+        if fresh:
+            out.fill(value)
         out[ALL + tuple(slice(b, b + size) for b, size in zip(self.begin, self.in_shape))] = x
         return out
 
@@ -97,11 +100,11 @@ def max_pool_factory(node: Node, types: Sequence[TensorType | None]) -> Kernel:
     want_indices = len(node.outputs) > 1 and bool(node.outputs[1])
     column_major = bool(attrs["storage_order"])
 
-    windows = _windows(attrs)
+    windows, scratch = _windows(attrs), Scratch()
 
     def kernel(x: np.ndarray):
         win = windows(x.shape)
-        xp = win.pad(x, _lowest(x.dtype))
+        xp = win.pad(x, _lowest(x.dtype), scratch)
         if want_indices:
             y, indices = _max_with_indices(x, xp, win, column_major)
         else:
@@ -139,13 +142,13 @@ def average_pool_factory(node: Node, types: Sequence[TensorType | None]) -> Kern
     attrs = node_attrs(node)
     include_pad = bool(attrs["count_include_pad"])
 
-    windows = _windows(attrs)
+    windows, scratch = _windows(attrs), Scratch()
     counts: dict[tuple, np.ndarray] = {}
 
     def kernel(x: np.ndarray) -> np.ndarray:
         win = windows(x.shape)
         ct = compute_dtype(x.dtype)
-        total = win.reduce(win.pad(x.astype(ct, copy=False), 0), np.add)
+        total = win.reduce(win.pad(x.astype(ct, copy=False), 0, scratch), np.add)
         key = (x.shape, ct)
         if key not in counts:
             counts[key] = win.counts(include_pad).astype(ct)

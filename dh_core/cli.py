@@ -182,7 +182,8 @@ def _backend_row(name: str, spec: Any) -> dict:
         backend = registry.get(name)
         available = backend.available()
         if available is True:
-            devices = [str(d) for d in backend.devices()]
+            describe = getattr(backend, "describe", None)
+            devices = describe() if describe is not None else [str(d) for d in backend.devices()]
         else:
             available = str(available)
     except DHError as exc:

@@ -1,0 +1,1 @@
+"""dh OpenCL backend: OpenCL C kernels compiled at run time through pyopencl."""

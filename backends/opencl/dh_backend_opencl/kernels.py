@@ -1,0 +1,104 @@
+"""Kernels from the ``cl/`` sources: tiled GEMM (MatMul, Gemm), work-group tree
+reductions (ReduceSum, ReduceMean, ReduceMax) and Softmax, all float32."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .runtime import Runtime, source
+
+TS = 16
+WG = 64
+
+
+def _round_up(n: int, step: int) -> int:
+    return -(-n // step) * step
+
+
+def _gemm(rt: Runtime, a, b, a_strides, b_strides, m, k, n, alpha=1.0, beta=0.0, c=None):
+    y = rt.empty((m, n), np.float32)
+    if m == 0 or n == 0:
+        return y
+    kernel = rt.kernel(source("gemm.cl"), "gemm")
+    if c is not None:
+        cm, cn = (1,) * (2 - c.ndim) + tuple(c.shape)
+        c_strides = (cn if cm > 1 else 0, 1 if cn > 1 else 0)
+    else:
+        c_strides = (0, 0)
+    dummy = y.data
+    kernel(rt.queue, (_round_up(n, TS), _round_up(m, TS)), (TS, TS), y.data,
+           a.data if a.size else dummy, b.data if b.size else dummy,
+           c.data if c is not None and c.size else dummy, np.int32(c is not None),
+           np.int32(m), np.int32(n), np.int32(k), *[np.int64(s) for s in (*a_strides, *b_strides, *c_strides)],
+           np.float32(alpha), np.float32(beta))
+    return y
+
+
+def matmul_factory(rt: Runtime):
+    def run(a, b):
+        (m, k), n = a.shape, b.shape[1]
+        return _gemm(rt, a, b, (k, 1), (n, 1), m, k, n)
+
+    return run
+
+
+def gemm_factory(rt: Runtime, attrs: dict):
+    alpha, beta = float(attrs["alpha"]), float(attrs["beta"])
+    trans_a, trans_b = bool(attrs["transA"]), bool(attrs["transB"])
+
+    def run(a, b, c=None):
+        m, k = a.shape[::-1] if trans_a else a.shape
+        n = b.shape[0] if trans_b else b.shape[1]
+        a_strides = (1, m) if trans_a else (k, 1)
+        b_strides = (1, k) if trans_b else (n, 1)
+        return _gemm(rt, a, b, a_strides, b_strides, m, k, n, alpha, beta, c)
+
+    return run
+
+
+def _split(shape: tuple[int, ...], axis: int) -> tuple[int, int, int]:
+    """(outer, R, inner) of a contiguous array around ``axis``."""
+    return math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1:])
+
+
+def reduce_factory(rt: Runtime, op: str, attrs: dict):
+    """ReduceSum/Mean/Max: one axis at a time (keeping it as size 1), then the final reshape."""
+    options = "-DOP_MAX" if op == "ReduceMax" else ""
+    kernel = rt.kernel(source("reduce.cl"), "reduce", options)
+    keepdims, noop = bool(attrs["keepdims"]), bool(attrs["noop_with_empty_axes"])
+
+    def run(x, axes=None):
+        rank = x.ndim
+        listed = [] if axes is None else [int(a) for a in axes.get().ravel()]
+        if not listed and noop:
+            return x
+        chosen = sorted({a % rank for a in listed} if listed else range(rank))
+        shape = list(x.shape)
+        for axis in chosen:
+            outer, r, inner = _split(tuple(shape), axis)
+            y = rt.empty((outer * inner,), np.float32)
+            scale = 1.0 / r if op == "ReduceMean" and r else (math.nan if op == "ReduceMean" else 1.0)
+            if outer * inner:
+                kernel(rt.queue, (outer * inner * WG,), (WG,), y.data, x.data if x.size else y.data,
+                       np.int64(r), np.int64(inner), np.float32(scale))
+            shape[axis] = 1
+            x = y.reshape(tuple(shape))
+        if not keepdims:
+            x = x.reshape(tuple(d for i, d in enumerate(shape) if i not in chosen))
+        return x
+
+    return run
+
+
+def softmax_factory(rt: Runtime, axis: int):
+    kernel = rt.kernel(source("softmax.cl"), "softmax")
+
+    def run(x):
+        outer, r, inner = _split(x.shape, axis % x.ndim)
+        y = rt.empty(x.shape, np.float32)
+        if outer * inner and r:
+            kernel(rt.queue, (outer * inner,), None, y.data, x.data, np.int64(r), np.int64(inner))
+        return y
+
+    return run

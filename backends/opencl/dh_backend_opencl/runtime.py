@@ -1,0 +1,118 @@
+"""OpenCL contexts, queues and the program cache.
+
+A program is built once per context (an in-memory cache keyed by source and options)
+and its binary is kept on disk by pyopencl across processes: in ``DH_OPENCL_CACHE_DIR``
+when set, else pyopencl's own (``PYOPENCL_CACHE_DIR`` or the user cache folder).
+``STATS`` counts builds from source and disk-cache hits; ``DH_OPENCL_LOG=1`` prints a
+line for each.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from importlib import resources
+
+import numpy as np
+import pyopencl as cl
+import pyopencl.array as cl_array
+from pyopencl.cache import create_built_program_from_source_cached
+
+from dh_core.errors import DeviceError
+
+
+@dataclass
+class CacheStats:
+    """How programs were obtained in this process."""
+
+    compiled: int = 0
+    """Built from source (not in the disk cache)."""
+    disk_hits: int = 0
+    """Loaded from a binary in the disk cache."""
+    memory_hits: int = 0
+    """Already built in this context."""
+
+    def reset(self) -> None:
+        self.compiled = self.disk_hits = self.memory_hits = 0
+
+
+STATS = CacheStats()
+
+
+def all_devices() -> list[tuple[cl.Platform, cl.Device]]:
+    """Every (platform, device) pair, in platform then device order: ``opencl:N`` is the Nth."""
+    found = []
+    for platform in cl.get_platforms():
+        try:
+            devices = platform.get_devices()
+        except cl.Error:
+            continue
+        found.extend((platform, d) for d in devices)
+    return found
+
+
+def cache_dir() -> str | None:
+    """The folder pyopencl keeps binaries in (None: pyopencl's default)."""
+    return os.environ.get("DH_OPENCL_CACHE_DIR") or None
+
+
+@dataclass
+class Runtime:
+    """One device's context, queue and built programs."""
+
+    device: cl.Device
+    context: cl.Context
+    queue: cl.CommandQueue
+    programs: dict[tuple[str, str], cl.Program] = field(default_factory=dict)
+    kernels: dict[tuple[str, str, str], cl.Kernel] = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, index: int) -> Runtime:
+        devices = all_devices()
+        if not 0 <= index < len(devices):
+            raise DeviceError(f"no OpenCL device opencl:{index}: {len(devices)} found")
+        device = devices[index][1]
+        context = cl.Context([device])
+        return cls(device, context, cl.CommandQueue(context))
+
+    @property
+    def has_fp16(self) -> bool:
+        return "cl_khr_fp16" in self.device.extensions
+
+    def kernel(self, source: str, name: str, options: str = "") -> cl.Kernel:
+        """Kernel ``name`` of ``source``, building the program once per context."""
+        found = self.kernels.get((source, options, name))
+        if found is not None:
+            STATS.memory_hits += 1
+            return found
+        key = (source, options)
+        program = self.programs.get(key)
+        if program is None:
+            built, was_cached = create_built_program_from_source_cached(
+                self.context, source, options.encode(), [self.device], cache_dir=cache_dir())
+            program = cl.Program(built)
+            self.programs[key] = program
+            if was_cached:
+                STATS.disk_hits += 1
+            else:
+                STATS.compiled += 1
+            if os.environ.get("DH_OPENCL_LOG", "") not in ("", "0"):
+                how = "disk cache hit" if was_cached else "compiled"
+                print(f"dh-opencl: {how}: {name}", file=sys.stderr)
+        else:
+            STATS.memory_hits += 1
+        kernel = self.kernels[(source, options, name)] = cl.Kernel(program, name)
+        return kernel
+
+    def empty(self, shape, dtype) -> cl_array.Array:
+        return cl_array.empty(self.queue, tuple(shape), np.dtype(dtype))
+
+    def upload(self, array: np.ndarray) -> cl_array.Array:
+        if not array.flags.c_contiguous:
+            array = array.copy(order="C")
+        return cl_array.to_device(self.queue, array)
+
+
+def source(name: str) -> str:
+    """The text of a kernel file shipped in ``cl/``."""
+    return resources.files(__package__).joinpath("cl", name).read_text()

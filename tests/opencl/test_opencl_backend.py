@@ -1,0 +1,228 @@
+"""The OpenCL backend's kernels against the op library's numpy references, its exact
+``supports``, a heterogeneous session (opencl + cpu), and the program cache counter.
+Skipped, with the reason, where pyopencl or an OpenCL platform is missing."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pyopencl", reason="pyopencl is not installed")
+pytest.importorskip("dh_backend_opencl", reason="dh-backend-opencl is not installed")
+
+from dh_backend_opencl.backend import OpenCLBackend
+from dh_backend_opencl.elementwise import OPS
+from dh_core.ops import registry
+
+from dh_core import Session
+from dh_core.backend import Device
+from dh_core.builder import GraphBuilder
+from dh_core.errors import DeviceError
+from dh_core.ir import Node, TensorType
+from tests.ops.oracle import ours
+
+BACKEND = OpenCLBackend()
+if BACKEND.available() is not True:
+    pytest.skip(f"OpenCL backend not available: {BACKEND.available()}", allow_module_level=True)
+DEVICE = Device("opencl:0")
+RNG = np.random.default_rng(0)
+
+
+def run(op: str, inputs, attrs=None, constants=()):
+    """Run a one-node graph on the OpenCL backend; ``constants`` marks inputs that are
+    initializers (uploaded once at compile time, as a model's weights are)."""
+    b = GraphBuilder(op)
+    names = []
+    for i, x in enumerate(inputs):
+        if x is None:
+            names.append("")
+        elif i in constants:
+            names.append(b.constant(x, f"c{i}"))
+        else:
+            names.append(b.input(f"x{i}", x.dtype.name, x.shape))
+    y = b.node(op, *names, **(attrs or {}))
+    b.output(y)
+    graph = b.build()
+    node = graph.nodes[0]
+    types = [graph.value_types.get(n) if n else None for n in node.inputs]
+    assert BACKEND.supports(node, types), f"{op} {types}"
+    exe = BACKEND.compile(graph, DEVICE)
+    feeds = [BACKEND.to_device(x, DEVICE) for i, x in enumerate(inputs) if x is not None and i not in constants]
+    return BACKEND.to_host(exe.run(feeds)[0])
+
+
+def check(actual: np.ndarray, expected: np.ndarray) -> None:
+    assert actual.dtype == expected.dtype and actual.shape == expected.shape
+    if expected.dtype.kind == "f":
+        np.testing.assert_allclose(actual, expected, rtol=2e-5, atol=1e-6, equal_nan=True)
+    else:
+        np.testing.assert_array_equal(actual, expected)
+
+
+def draw(dtype: str, shape, positive: bool = False) -> np.ndarray:
+    if dtype == "bool":
+        return RNG.random(shape) < 0.5
+    if np.dtype(dtype).kind == "f":
+        x = RNG.uniform(0.1, 4.0, shape) if positive else RNG.normal(0, 2, shape)
+    else:
+        x = RNG.integers(1 if positive else -50, 50, shape)
+    return np.asarray(x, dtype=dtype)
+
+
+SHAPES = {1: [((),), ((7,),), ((2, 3, 4),), ((0, 3),), ((1, 1000),)],
+          2: [((), ()), ((3, 4), (4,)), ((2, 1, 5), (3, 1)), ((0, 3), (3,)), ((7,), (1,)), ((1, 4), (5, 1))],
+          3: [((), (), ()), ((3, 4), (4,), (3, 1)), ((2, 1, 5), (3, 1), ()), ((0,), (1,), (0,))]}
+POSITIVE = {"Log", "Sqrt", "Div", "Reciprocal"}
+CASES = [(op, dtype) for op, spec in OPS.items() for dtype in spec.dtypes
+         if dtype in registry.get(op).dtypes(registry.get(op).inputs[-1].type)]
+
+
+@pytest.mark.parametrize("op,dtype", CASES)
+def test_elementwise_matches_reference(op, dtype):
+    spec = OPS[op]
+    for shapes in SHAPES[spec.arity]:
+        inputs = [draw(dtype, s, op in POSITIVE) for s in shapes]
+        if spec.bool_cond:
+            inputs[0] = draw("bool", shapes[0])
+        check(run(op, inputs), ours(op, inputs)[0])
+
+
+def test_elementwise_propagates_nan_and_inf():
+    x = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0], np.float32)
+    for op in ("Relu", "Abs", "Neg", "Exp", "Sigmoid", "Tanh", "Floor"):
+        check(run(op, [x]), ours(op, [x])[0])
+    for op in ("Max", "Min", "Add", "Less", "Equal"):
+        check(run(op, [x, x[::-1].copy()]), ours(op, [x, x[::-1].copy()])[0])
+
+
+@pytest.mark.parametrize("m,k,n", [(1, 1, 1), (17, 33, 5), (64, 64, 64), (3, 0, 4), (0, 5, 2), (40, 7, 31)])
+def test_matmul_matches_reference(m, k, n):
+    a, b = draw("float32", (m, k)), draw("float32", (k, n))
+    check(run("MatMul", [a, b]), ours("MatMul", [a, b])[0])
+
+
+@pytest.mark.parametrize("trans_a,trans_b", [(0, 0), (1, 0), (0, 1), (1, 1)])
+@pytest.mark.parametrize("c_shape", [None, (), (9,), (13, 1), (13, 9)])
+def test_gemm_matches_reference(trans_a, trans_b, c_shape):
+    m, k, n = 13, 21, 9
+    a = draw("float32", (k, m) if trans_a else (m, k))
+    b = draw("float32", (n, k) if trans_b else (k, n))
+    inputs = [a, b] + ([] if c_shape is None else [draw("float32", c_shape)])
+    attrs = {"transA": trans_a, "transB": trans_b, "alpha": 0.5, "beta": 2.0}
+    check(run("Gemm", inputs, attrs, constants={1}), ours("Gemm", inputs, attrs)[0])
+
+
+@pytest.mark.parametrize("op", ["ReduceSum", "ReduceMean", "ReduceMax"])
+@pytest.mark.parametrize("axes", [None, [0], [1], [-1], [0, 2], [2, 0, 1]])
+@pytest.mark.parametrize("keepdims", [0, 1])
+def test_reduce_matches_reference(op, axes, keepdims):
+    x = draw("float32", (3, 70, 5))
+    inputs = [x, None if axes is None else np.array(axes, np.int64)]
+    attrs = {"keepdims": keepdims}
+    check(run(op, inputs, attrs, constants={1}), ours(op, inputs, attrs)[0])
+
+
+@pytest.mark.parametrize("op", ["ReduceSum", "ReduceMean", "ReduceMax"])
+def test_reduce_edge_cases(op):
+    long_row = draw("float32", (1, 1000))
+    check(run(op, [long_row]), ours(op, [long_row])[0])
+    noop = {"noop_with_empty_axes": 1}
+    check(run(op, [long_row], noop), ours(op, [long_row], noop)[0])
+    with_nan = np.array([[1.0, np.nan, 3.0]], np.float32)
+    check(run(op, [with_nan]), ours(op, [with_nan])[0])
+    empty_rows = np.zeros((0, 4), np.float32)
+    axis = np.array([1], np.int64)
+    check(run(op, [empty_rows, axis]), ours(op, [empty_rows, axis])[0])
+
+
+@pytest.mark.parametrize("shape,axis", [((5,), 0), ((3, 7), 1), ((3, 7), 0), ((2, 3, 4), 1), ((2, 3, 4), -1), ((0, 3), 1)])
+def test_softmax_matches_reference(shape, axis):
+    x = draw("float32", shape) * 20
+    check(run("Softmax", [x], {"axis": axis}), ours("Softmax", [x], {"axis": axis})[0])
+
+
+def test_supports_is_exact():
+    def supports(op, *types):
+        node = Node(op, [f"x{i}" for i in range(len(types))], ["y"], {})
+        return BACKEND.supports(node, list(types))
+
+    f32 = TensorType("float32", (2, 3))
+    assert supports("Add", f32, f32)
+    assert not supports("Add", TensorType("float64", (2, 3)), TensorType("float64", (2, 3)))
+    assert not supports("Div", TensorType("int32", (2,)), TensorType("int32", (2,)))
+    assert not supports("Max", f32, f32, f32)
+    assert not supports("MatMul", TensorType("float32", (2, 2, 3)), TensorType("float32", (3, 4)))
+    assert not supports("MatMul", TensorType("float32", None), f32)
+    assert not supports("Cos", f32)
+    assert not supports("Where", f32, f32, f32)
+    assert supports("Where", TensorType("bool", (2, 3)), f32, f32)
+
+
+def test_devices_round_trip_and_bad_index():
+    assert DEVICE in BACKEND.devices()
+    assert all(line.startswith("opencl:") and "(" in line for line in BACKEND.describe())
+    for x in (np.arange(6, dtype=np.int64).reshape(2, 3), np.array(2.5, np.float32), np.zeros((0, 2), np.float32),
+              np.arange(12, dtype=np.float32).reshape(3, 4)[:, ::2]):
+        back = BACKEND.to_host(BACKEND.to_device(x, DEVICE))
+        assert back.dtype == x.dtype and back.shape == x.shape and np.array_equal(back, x)
+    with pytest.raises(DeviceError):
+        OpenCLBackend().runtime("opencl:99")
+
+
+def test_available_gives_the_reason_without_a_platform(monkeypatch):
+    from dh_backend_opencl import runtime
+
+    monkeypatch.setattr(runtime, "all_devices", list)
+    assert "no OpenCL platform" in OpenCLBackend().available()
+
+
+def mixed_graph():
+    """MatMul, Add, Relu (opencl), Cos (cpu only), Softmax (opencl)."""
+    rng = np.random.default_rng(1)
+    b = GraphBuilder("mixed")
+    x = b.input("x", "float32", (4, 8))
+    w = b.constant(rng.normal(size=(8, 6)).astype(np.float32), "w")
+    bias = b.constant(rng.normal(size=6).astype(np.float32), "bias")
+    h = b.Relu(b.Add(b.MatMul(x, w), bias))
+    b.output(b.Softmax(b.Cos(h), axis=-1))
+    return b.build()
+
+
+def test_session_opencl_and_cpu_matches_cpu_and_plan_shows_copies():
+    x = draw("float32", (4, 8))
+    mixed = Session(mixed_graph(), backends=["opencl", "cpu"], fallback="allow")
+    alone = Session(mixed_graph(), backends=["cpu"])
+    np.testing.assert_allclose(mixed.run({"x": x})[0], alone.run({"x": x})[0], rtol=1e-5, atol=1e-6)
+    placement = {n.op: p.backend.name for p in mixed.plan.partitions for n in p.nodes}
+    assert placement == {"MatMul": "opencl", "Add": "opencl", "Relu": "opencl", "Cos": "cpu", "Softmax": "opencl"}
+    assert [p.backend.name for p in mixed.plan.partitions] == ["opencl", "cpu", "opencl"]
+    copies = [(c.source, c.target, c.before) for c in mixed.plan.copies]
+    assert copies == [("host", "opencl", 0), ("opencl", "host", 1), ("host", "opencl", 2), ("opencl", "host", 3)]
+    assert "copy %" in str(mixed.plan)
+
+
+def test_second_process_compiles_nothing(tmp_path):
+    script = textwrap.dedent("""
+        import numpy as np
+        from dh_core import Session
+        from dh_backend_opencl.runtime import STATS
+        from tests.opencl.test_opencl_backend import mixed_graph
+        sess = Session(mixed_graph(), backends=["opencl", "cpu"], fallback="allow")
+        sess.run({"x": np.ones((4, 8), np.float32)})
+        print(STATS.compiled, STATS.disk_hits)
+    """)
+    env = dict(os.environ, DH_OPENCL_CACHE_DIR=str(tmp_path))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+    def counts():
+        out = subprocess.run([sys.executable, "-c", script], env=env, cwd=root, capture_output=True,
+                             text=True, check=True).stdout.split()
+        return int(out[-2]), int(out[-1])
+
+    compiled, hits = counts()
+    assert compiled > 0 and hits == 0
+    assert counts() == (0, compiled)

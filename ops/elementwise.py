@@ -47,10 +47,15 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def emit_sigmoid(d: Decomposer, x: str, outputs: list[str] | int = 1) -> str:
-    """Emit ``1 / (1 + exp(-x))`` in core ops."""
+    """Emit the logistic function in core ops as :func:`sigmoid` computes it: with
+    ``e = exp(-|x|)``, ``1 / (1 + e)`` for x >= 0 and ``e / (1 + e)`` below, so that very
+    negative inputs keep their tiny values instead of dividing by an infinite exp."""
     one = d.const(1, d.dtype())
-    e = d.op("Exp", d.op("Neg", x))
-    return d.op("Div", one, d.op("Add", one, e), outputs=outputs)
+    e = d.op("Exp", d.op("Neg", d.op("Abs", x)))
+    denominator = d.op("Add", one, e)
+    negative = d.op("Less", x, d.const(0, d.dtype()))
+    return d.op("Where", negative, d.op("Div", e, denominator), d.op("Div", one, denominator),
+                outputs=outputs)
 
 
 def _array_reference(fn):
@@ -697,10 +702,9 @@ def swish(x: np.ndarray, alpha: float) -> np.ndarray:
 
 
 def emit_swish(d: Decomposer, x: str, alpha: float, outputs: list[str] | int = 1) -> str:
-    """Emit ``x * Sigmoid(alpha * x)`` as ONNX's function body does (Sigmoid keeps its
-    tiny values for very negative inputs, so a gate times inf stays -inf, not nan)."""
+    """Emit ``x * sigmoid(alpha * x)`` in core ops."""
     scaled = d.op("Mul", x, d.const(np.float32(alpha), d.dtype()))
-    return d.op("Mul", x, d.op("Sigmoid", scaled), outputs=outputs)
+    return d.op("Mul", x, emit_sigmoid(d, scaled), outputs=outputs)
 
 
 @register

@@ -66,6 +66,11 @@ def oracle_case(op: str, sample: Sample) -> Sample:
         assume(not sample.attrs.get("ceil_mode"))
         # It also sizes auto_pad outputs and pads from the undilated kernel.
         assume(sample.attrs.get("auto_pad", "NOTSET") == "NOTSET" or not sample.attrs.get("dilations"))
+    if op == "LpPool" and sample.inputs[0].dtype == np.float16:
+        # onnx.reference raises |x|^p in float16, where small values underflow to zero
+        # (0.002 ** 3) and large ones overflow; it gets the inputs in float32, and its
+        # result is rounded to float16 for the comparison.
+        return Sample([sample.inputs[0].astype(np.float32)], sample.attrs)
     if op == "AffineGrid" and sample.attrs["align_corners"]:
         # onnx.reference steps by 2 / (size - 1), infinite for an axis of size 1.
         assume(1 not in sample.inputs[1][2:])
@@ -97,8 +102,8 @@ def test_reference_matches_onnx(op, dtype, data):
     case = oracle_case(op, sample)
     got = ours(op, sample.inputs, sample.attrs, n)
     want = onnx_run(op, case.inputs, case.attrs, n)
-    if op == "AffineGrid":
-        # onnx.reference returns float32 grids whatever theta's dtype.
+    if op == "AffineGrid" or (op == "LpPool" and dtype == "float16"):
+        # onnx.reference returns float32 grids whatever theta's dtype; LpPool: see oracle_case.
         want = [w.astype(g.dtype) for g, w in zip(got, want)]
     assert len(got) == len(want) == n
     for g, w in zip(got, want):

@@ -96,7 +96,7 @@ def test_composite_no_backend_claims_is_decomposed():
     x = np.ones((2, 8), np.float32)
     (expected,) = dh.Session(graph, backends=["cpu"]).run({"x": x})
     # knows Max (Relu's decomposition) and the Sigmoid parts, but not Relu or Sigmoid
-    partial = PartialBackend({"MatMul", "Max", "Neg", "Exp", "Tanh", "Add", "Div", "Reciprocal"})
+    partial = PartialBackend({"MatMul", "Max", "Neg", "Abs", "Exp", "Less", "Where", "Tanh", "Add", "Div", "Reciprocal"})
     sess = dh.Session(graph, backends=[partial], fallback="error")
     (got,) = sess.run({"x": x})
     np.testing.assert_allclose(got, expected, rtol=1e-6)

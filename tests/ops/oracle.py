@@ -117,3 +117,38 @@ def infer_compatible(inferred: TensorType | None, actual: np.ndarray) -> bool:
         return True
     return len(inferred.shape) == actual.ndim and all(
         d is None or d == a for d, a in zip(inferred.shape, actual.shape))
+
+
+def draw_sample(data, op: str, dtype: str):
+    """One sample of ``op`` at ``dtype`` from its registered conformance strategy."""
+    from dh_core.conformance.samples import all_samples
+
+    return data.draw(all_samples()[op].strategy(dtype), label="sample")
+
+
+def sample_outputs(op: str, sample) -> int:
+    """How many outputs a sample asks for (every schema output unless it says)."""
+    return sample.n_outputs or len(registry.get(op).outputs)
+
+
+def assert_infer_matches(op: str, sample, constant_inputs=(), data_dependent: bool = False) -> None:
+    """Inference gives the real outputs' types: exactly with the constant inputs known
+    (shapes known but free for data-dependent ops), and compatibly without them."""
+    n = sample_outputs(op, sample)
+    got = ours(op, sample.inputs, sample.attrs, n)
+    known = infer(op, sample.inputs, sample.attrs, n, constant_inputs)
+    if data_dependent:
+        assert all(infer_compatible(t, g) and t.shape is not None for t, g in zip(known, got)), known
+    else:
+        assert known == [TensorType(g.dtype.name, g.shape) for g in got]
+    partial = infer(op, sample.inputs, sample.attrs, n)
+    assert len(partial) == n and all(infer_compatible(t, g) for t, g in zip(partial, got)), partial
+
+
+def assert_infer_survives_unknown_rank(op: str) -> None:
+    """Inference answers (one type per output) when the first input's rank is unknown."""
+    opdef = registry.get(op)
+    node = Node(op, [f"x{i}" for i in range(len(opdef.inputs))], [f"y{i}" for i in range(len(opdef.outputs))])
+    types = [TensorType("float32")] + [None] * (len(opdef.inputs) - 1)
+    result = opdef.infer(InferContext(node, types, opdef.full_attrs(node), [None] * len(types)))
+    assert len(result) == len(opdef.outputs), op

@@ -14,7 +14,7 @@ from dh_core import dtypes as dt
 from dh_core.errors import ShapeError
 from dh_core.ir import Node, TensorType
 
-from .oracle import assert_matches, decomposed, infer, onnx_run, ours
+from .oracle import assert_matches, decomposed, draw_sample, infer, onnx_run, ours
 
 OPS = """Add Sub Mul Div Pow Neg Abs Exp Log Sqrt Reciprocal Sin Cos Tanh Erf Sigmoid Relu
 LeakyRelu Elu Selu Gelu HardSigmoid HardSwish Softplus Clip Floor Ceil Round Sign Min Max Mean Sum
@@ -36,10 +36,6 @@ ORACLE_CASES = [pytest.param(op, dtype, marks=pytest.mark.skip(reason=ORACLE_GAP
                 if (op, dtype) in ORACLE_GAPS else (op, dtype) for op, dtype in CASES]
 EXAMPLES = settings(max_examples=20, deadline=None)
 FEW_EXAMPLES = settings(max_examples=10, deadline=None)
-
-
-def draw_sample(data, op: str, dtype: str) -> Sample:
-    return data.draw(SAMPLES[op].strategy(dtype), label="sample")
 
 
 def oracle_case(op: str, sample: Sample) -> Sample:

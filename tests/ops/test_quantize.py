@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from dh_core import dtypes as dt
 from dh_core.ir import TensorType
 
-from .oracle import assert_all_match, infer, onnx_run, ours
+from .oracle import assert_all_match, draw_sample, infer, onnx_run, ours
 
 OPS = """QuantizeLinear DequantizeLinear DynamicQuantizeLinear MatMulInteger QLinearMatMul ConvInteger
 QLinearConv""".split()
@@ -28,10 +28,6 @@ FEW_EXAMPLES = settings(max_examples=10, deadline=None)
 
 def n_outputs(op: str) -> int:
     return len(registry.get(op).outputs)
-
-
-def draw_sample(data, op: str, dtype: str) -> Sample:
-    return data.draw(SAMPLES[op].strategy(dtype), label="sample")
 
 
 def oracle_case(op: str, sample: Sample) -> None:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from dh_core.ir import Node, TensorType
 
-from .oracle import assert_matches, decomposed, infer, onnx_run, ours
+from .oracle import assert_matches, decomposed, draw_sample, infer, onnx_run, ours
 
 OPS = """ReduceSum ReduceMean ReduceMax ReduceMin ReduceProd ReduceL1 ReduceL2 ReduceSumSquare
 ReduceLogSum ReduceLogSumExp ArgMax ArgMin CumSum CumProd TopK""".split()
@@ -35,10 +35,6 @@ EXAMPLES = settings(max_examples=20, deadline=None)
 
 def n_outputs(op: str) -> int:
     return 2 if op == "TopK" else 1
-
-
-def draw_sample(data, op: str, dtype: str) -> Sample:
-    return data.draw(SAMPLES[op].strategy(dtype), label="sample")
 
 
 def oracle_blind_spots(op: str, sample: Sample) -> np.ndarray | None:

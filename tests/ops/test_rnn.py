@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from dh_core.errors import ShapeError
 from dh_core.ir import Node, TensorType
 
-from .oracle import assert_all_match, infer, onnx_run, ours
+from .oracle import assert_all_match, draw_sample, infer, onnx_run, ours
 
 OPS = ("RNN", "GRU", "LSTM")
 SAMPLES = all_samples()
@@ -24,10 +24,6 @@ EXAMPLES = settings(max_examples=30, deadline=None)
 # of the same name (Affine and ScaledTanh: identity scaling).
 ONNX_DEFAULTS = {"affine": (1.0, 0.0), "leakyrelu": (0.01, None), "thresholdedrelu": (1.0, None),
                  "scaledtanh": (1.0, 1.0), "hardsigmoid": (0.2, 0.5), "elu": (1.0, None)}
-
-
-def draw_sample(data, op: str, dtype: str) -> Sample:
-    return data.draw(SAMPLES[op].strategy(dtype), label="sample")
 
 
 def without_ignored_features(sample: Sample) -> Sample:

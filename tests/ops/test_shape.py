@@ -20,7 +20,17 @@ from dh_core import dtypes as dt
 from dh_core.errors import ShapeError
 from dh_core.ir import Node, TensorType
 
-from .oracle import assert_all_match, assert_matches, decomposed, infer, infer_compatible, onnx_run, ours
+from .oracle import (
+    assert_all_match,
+    assert_matches,
+    decomposed,
+    draw_sample,
+    infer,
+    infer_compatible,
+    onnx_run,
+    ours,
+    sample_outputs,
+)
 
 OPS = ("Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Concat", "Split", "Slice",
        "Gather", "GatherElements", "ScatterND", "Expand", "Tile", "Pad", "Shape", "Size",
@@ -40,14 +50,6 @@ ORACLE_CASES = [pytest.param(op, dtype, marks=pytest.mark.skip(reason=ORACLE_GAP
                 if (op, dtype) in ORACLE_GAPS else (op, dtype) for op, dtype in CASES]
 COMPOSITE_CASES = [(op, dtype) for op, dtype in CASES if op not in CORE]
 EXAMPLES = settings(max_examples=30, deadline=None)
-
-
-def draw_sample(data, op: str, dtype: str) -> Sample:
-    return data.draw(SAMPLES[op].strategy(dtype), label="sample")
-
-
-def n_outputs(op: str, sample: Sample) -> int:
-    return sample.n_outputs or len(registry.get(op).outputs)
 
 
 def oracle_case(op: str, sample: Sample) -> Sample:
@@ -122,7 +124,7 @@ def oracle_view(op: str, got: list[np.ndarray]) -> list[np.ndarray]:
 @given(data=st.data())
 def test_reference_matches_onnx(op, dtype, data):
     sample = draw_sample(data, op, dtype)
-    n = n_outputs(op, sample)
+    n = sample_outputs(op, sample)
     case = oracle_case(op, sample)
     got = oracle_view(op, ours(op, sample.inputs, sample.attrs, n))
     want = onnx_run(op, case.inputs, case.attrs, n)
@@ -153,7 +155,7 @@ def assert_cubic_close(got: np.ndarray, want: np.ndarray, x: np.ndarray, toleran
 @given(data=st.data())
 def test_infer_matches_outputs(op, dtype, data):
     sample = draw_sample(data, op, dtype)
-    n = n_outputs(op, sample)
+    n = sample_outputs(op, sample)
     got = ours(op, sample.inputs, sample.attrs, n)
     known = infer(op, sample.inputs, sample.attrs, n, CONSTANT_INPUTS.get(op, ()))
     assert known == [TensorType(g.dtype.name, g.shape) for g in got]
@@ -168,7 +170,7 @@ def test_decomposition_matches_reference(op, dtype, data):
     sample = draw_sample(data, op, dtype)
     # a Dropout that drops needs random numbers, which no library op makes
     assume(not (op == "Dropout" and len(sample.inputs) > 2 and sample.inputs[2] and sample.inputs[1] != 0))
-    n = n_outputs(op, sample)
+    n = sample_outputs(op, sample)
     want = ours(op, sample.inputs, sample.attrs, n)
     got = decomposed(op, sample.inputs, sample.attrs, n, CONSTANT_INPUTS.get(op, ()))
     assert_all_match(got, want, (0, 0))

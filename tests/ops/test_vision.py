@@ -16,7 +16,17 @@ from hypothesis import strategies as st
 from dh_core.errors import MissingDependencyError, ShapeError
 from dh_core.ir import Node, TensorType
 
-from .oracle import assert_matches, infer, infer_compatible, onnx_run, ours
+from .oracle import (
+    assert_infer_matches,
+    assert_infer_survives_unknown_rank,
+    assert_matches,
+    draw_sample,
+    infer,
+    infer_compatible,
+    onnx_run,
+    ours,
+    sample_outputs,
+)
 
 OPS = ("GridSample", "NonMaxSuppression", "LpPool", "MaxUnpool", "AffineGrid", "RoiAlign", "MaxRoiPool")
 CONSTANT_INPUTS = {"MaxUnpool": (2,), "AffineGrid": (1,)}
@@ -34,14 +44,6 @@ CASES = [(op, dtype) for op in OPS for dtype in SAMPLES[op].dtypes]
 ORACLE_CASES = [pytest.param(op, dtype, marks=pytest.mark.skip(reason=ORACLE_GAPS[op, dtype]))
                 if (op, dtype) in ORACLE_GAPS else (op, dtype) for op, dtype in CASES]
 EXAMPLES = settings(max_examples=30, deadline=None)
-
-
-def draw_sample(data, op: str, dtype: str) -> Sample:
-    return data.draw(SAMPLES[op].strategy(dtype), label="sample")
-
-
-def n_outputs(op: str, sample: Sample) -> int:
-    return sample.n_outputs or len(registry.get(op).outputs)
 
 
 def oracle_case(op: str, sample: Sample) -> Sample:
@@ -98,7 +100,7 @@ def coordinates_fit_float32(x: np.ndarray, grid: np.ndarray, align_corners: int)
 @given(data=st.data())
 def test_reference_matches_onnx(op, dtype, data):
     sample = draw_sample(data, op, dtype)
-    n = n_outputs(op, sample)
+    n = sample_outputs(op, sample)
     case = oracle_case(op, sample)
     got = ours(op, sample.inputs, sample.attrs, n)
     want = onnx_run(op, case.inputs, case.attrs, n)
@@ -116,16 +118,7 @@ def test_reference_matches_onnx(op, dtype, data):
 @settings(max_examples=20, deadline=None)
 @given(data=st.data())
 def test_infer_matches_outputs(op, dtype, data):
-    sample = draw_sample(data, op, dtype)
-    n = n_outputs(op, sample)
-    got = ours(op, sample.inputs, sample.attrs, n)
-    known = infer(op, sample.inputs, sample.attrs, n, CONSTANT_INPUTS.get(op, ()))
-    if op in DATA_DEPENDENT:
-        assert all(infer_compatible(t, g) and t.shape is not None for t, g in zip(known, got)), known
-    else:
-        assert known == [TensorType(g.dtype.name, g.shape) for g in got]
-    partial = infer(op, sample.inputs, sample.attrs, n)
-    assert len(partial) == n and all(infer_compatible(t, g) for t, g in zip(partial, got)), partial
+    assert_infer_matches(op, draw_sample(data, op, dtype), CONSTANT_INPUTS.get(op, ()), op in DATA_DEPENDENT)
 
 
 def test_every_op_is_registered_with_samples():
@@ -137,11 +130,7 @@ def test_every_op_is_registered_with_samples():
 
 def test_inference_never_crashes_on_unknown_rank():
     for op in OPS:
-        opdef = registry.get(op)
-        node = Node(op, [f"x{i}" for i in range(len(opdef.inputs))], [f"y{i}" for i in range(len(opdef.outputs))])
-        types = [TensorType("float32")] + [None] * (len(opdef.inputs) - 1)
-        result = opdef.infer(InferContext(node, types, opdef.full_attrs(node), [None] * len(types)))
-        assert len(result) == len(opdef.outputs), op
+        assert_infer_survives_unknown_rank(op)
 
 
 

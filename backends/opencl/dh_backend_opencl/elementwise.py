@@ -9,7 +9,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dh_core.ir import type_key
+from dh_core.ops import registry
+
 from .runtime import Runtime
+from .table import OpKernel
 
 CTYPES = {"float32": "float", "float16": "half", "int32": "int", "int64": "long", "bool": "uchar"}
 FLOATS = ("float32",)
@@ -130,3 +134,32 @@ def elementwise_factory(rt: Runtime, op: str, dtype: str):
         return y
 
     return run
+
+
+def _check(op: str):
+    spec = OPS[op]
+
+    def check(node, types):
+        if len(types) != spec.arity:
+            return False
+        keys = [type_key(t) for t in types]
+        if spec.bool_cond:
+            cond, keys = keys[0], keys[1:]
+            if cond != "bool":
+                return False
+        return len(set(keys)) == 1 and keys[0] in spec.dtypes and keys[0] in _allowed(op, node)
+
+    return check
+
+
+def _allowed(op: str, node) -> tuple[str, ...]:
+    opdef = registry.get(op, node.domain)
+    data = next(p for p in opdef.inputs if p.name not in ("condition",))
+    return opdef.dtypes(data.type)
+
+
+def _make(op: str):
+    return lambda rt, node, types, attrs: elementwise_factory(rt, op, type_key(types[-1]))
+
+
+KERNELS = {op: OpKernel(_check(op), _make(op)) for op in OPS}

@@ -6,7 +6,10 @@ import math
 
 import numpy as np
 
+from dh_core.ir import type_key
+
 from .runtime import Runtime, source
+from .table import OpKernel, rank
 
 TS = 16
 WG = 64
@@ -102,3 +105,32 @@ def softmax_factory(rt: Runtime, axis: int):
         return y
 
     return run
+
+
+def _matmul_check(node, types):
+    return len(types) == 2 and all(type_key(t) == "float32" and rank(t) == 2 for t in types)
+
+
+def _gemm_check(node, types):
+    a, b, *c = types
+    return (_matmul_check(node, [a, b]) and len(c) <= 1
+            and all(type_key(t) == "float32" and rank(t) is not None and rank(t) <= 2 for t in c))
+
+
+def _reduce_check(node, types):
+    data, *axes = types
+    return (type_key(data) == "float32" and rank(data) is not None
+            and all(type_key(t) == "int64" for t in axes))
+
+
+def _softmax_check(node, types):
+    return len(types) == 1 and type_key(types[0]) == "float32" and (rank(types[0]) or 0) >= 1
+
+
+KERNELS = {
+    "MatMul": OpKernel(_matmul_check, lambda rt, node, types, attrs: matmul_factory(rt)),
+    "Gemm": OpKernel(_gemm_check, lambda rt, node, types, attrs: gemm_factory(rt, attrs)),
+    "Softmax": OpKernel(_softmax_check, lambda rt, node, types, attrs: softmax_factory(rt, attrs["axis"])),
+    **{op: OpKernel(_reduce_check, lambda rt, node, types, attrs, op=op: reduce_factory(rt, op, attrs))
+       for op in ("ReduceSum", "ReduceMean", "ReduceMax")},
+}

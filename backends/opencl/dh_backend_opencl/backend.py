@@ -12,11 +12,11 @@ from dh_core.ops import registry
 from dh_core.backend import Device, KernelBackend, Program, host_free
 from dh_core.ir import Graph, Node, TensorType
 
-from . import elementwise, kernels
+from . import elementwise, kernels, movement
 from .table import OpKernel
 
 KERNELS: dict[str, OpKernel] = {}
-for _module in (elementwise, kernels):
+for _module in (elementwise, kernels, movement):
     KERNELS.update(_module.KERNELS)
 
 
@@ -78,10 +78,14 @@ class OpenCLBackend(KernelBackend):
 
     def compile(self, subgraph: Graph, device: Device) -> Program:
         rt = self.runtime(device)
-        return Program.build(subgraph, lambda node, types: _factory(rt, node, types),
+        consts = subgraph.initializers
+        return Program.build(subgraph, lambda node, types: _factory(rt, node, types, consts),
                              lambda arr: self.to_device(arr, device))
 
 
-def _factory(rt, node: Node, types: Sequence[TensorType | None]):
+def _factory(rt, node: Node, types: Sequence[TensorType | None], consts: dict[str, np.ndarray]):
     attrs = registry.get(node.op, node.domain).full_attrs(node)
-    return KERNELS[node.op].make(rt, node, types, attrs)
+    kernel = KERNELS[node.op]
+    if kernel.reads_constants:
+        return kernel.make(rt, node, types, attrs, [consts.get(n) if n else None for n in node.inputs])
+    return kernel.make(rt, node, types, attrs)

@@ -108,9 +108,26 @@ class Runtime:
         return cl_array.empty(self.queue, tuple(shape), np.dtype(dtype))
 
     def upload(self, array: np.ndarray) -> cl_array.Array:
+        """``array`` on the device; a small one keeps its host values beside it
+        (see :func:`host_values`)."""
         if not array.flags.c_contiguous:
             array = array.copy(order="C")
-        return cl_array.to_device(self.queue, array)
+        buf = cl_array.to_device(self.queue, array)
+        if array.size <= HOST_SHADOW_SIZE:
+            buf.host_values = array.copy()
+        return buf
+
+
+HOST_SHADOW_SIZE = 64
+"""Arrays up to this many elements keep a host copy when uploaded: index inputs
+(shapes, axes, pads) computed on the host reach a kernel without a read back."""
+
+
+def host_values(buf: cl_array.Array) -> np.ndarray:
+    """The values of a small index input: its host copy when it came from the host,
+    else read from the device (a synchronisation point)."""
+    values = getattr(buf, "host_values", None)
+    return values if values is not None else buf.get()
 
 
 def source(name: str) -> str:

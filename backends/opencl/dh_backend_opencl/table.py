@@ -19,6 +19,10 @@ compile time; the kernel maps device arrays to the output (a tuple for several).
 class OpKernel:
     check: Check
     make: Make
+    reads_constants: bool = False
+    """``make`` also gets, as a fifth argument, the value of each input that is an
+    initializer of the subgraph (None for the others), so index inputs (axes, shapes,
+    pads) are resolved at compile time."""
 
 
 def rank(t: TensorType) -> int | None:

@@ -12,11 +12,11 @@ from dh_core.ops import registry
 from dh_core.backend import Device, KernelBackend, Program, host_free
 from dh_core.ir import Graph, Node, TensorType
 
-from . import elementwise, kernels, movement
+from . import cast, elementwise, kernels, movement
 from .table import OpKernel
 
 KERNELS: dict[str, OpKernel] = {}
-for _module in (elementwise, kernels, movement):
+for _module in (elementwise, kernels, movement, cast):
     KERNELS.update(_module.KERNELS)
 
 

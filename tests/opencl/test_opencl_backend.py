@@ -83,7 +83,12 @@ def draw(dtype: str, shape, positive: bool = False) -> np.ndarray:
 SHAPES = {1: [((),), ((7,),), ((2, 3, 4),), ((0, 3),), ((1, 1000),)],
           2: [((), ()), ((3, 4), (4,)), ((2, 1, 5), (3, 1)), ((0, 3), (3,)), ((7,), (1,)), ((1, 4), (5, 1))],
           3: [((), (), ()), ((3, 4), (4,), (3, 1)), ((2, 1, 5), (3, 1), ()), ((0,), (1,), (0,))]}
+SHAPES[None] = SHAPES[1] + SHAPES[2] + SHAPES[3]  # variadic ops
 POSITIVE = {"Log", "Sqrt", "Div", "Reciprocal"}
+ATTRIBUTES = {"LeakyRelu": [{"alpha": 0.3}], "Elu": [{"alpha": 0.7}], "Selu": [{"alpha": 1.5, "gamma": 0.5}],
+              "HardSigmoid": [{"alpha": 0.3, "beta": 0.4}], "Mod": [{"fmod": 0}, {"fmod": 1}],
+              "Gelu": [{"approximate": "none"}, {"approximate": "tanh"}],
+              "IsInf": [{"detect_negative": 0}, {"detect_positive": 0}]}
 CASES = [(op, dtype) for op, spec in OPS.items() for dtype in spec.dtypes
          if dtype in registry.get(op).dtypes(registry.get(op).inputs[-1].type)]
 
@@ -91,19 +96,40 @@ CASES = [(op, dtype) for op, spec in OPS.items() for dtype in spec.dtypes
 @pytest.mark.parametrize("op,dtype", CASES)
 def test_elementwise_matches_reference(op, dtype):
     spec = OPS[op]
-    for shapes in SHAPES[spec.arity]:
-        inputs = [draw(dtype, s, op in POSITIVE) for s in shapes]
-        if spec.bool_cond:
-            inputs[0] = draw("bool", shapes[0])
-        check(run(op, inputs), ours(op, inputs)[0])
+    for attrs in [{}] + ATTRIBUTES.get(op, []):
+        for shapes in SHAPES[spec.arity]:
+            inputs = [draw(dtype, s, op in POSITIVE) for s in shapes]
+            if spec.bool_cond:
+                inputs[0] = draw("bool", shapes[0])
+            with np.errstate(divide="ignore", invalid="ignore"):
+                check(run(op, inputs, attrs), ours(op, inputs, attrs)[0])
 
 
-def test_elementwise_propagates_nan_and_inf():
-    x = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0], np.float32)
-    for op in ("Relu", "Abs", "Neg", "Exp", "Sigmoid", "Tanh", "Floor"):
-        check(run(op, [x]), ours(op, [x])[0])
-    for op in ("Max", "Min", "Add", "Less", "Equal"):
-        check(run(op, [x, x[::-1].copy()]), ours(op, [x, x[::-1].copy()])[0])
+SPECIAL = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0, -2.5, 0.5, 1.5, 2.5, -3.0, 1e30], np.float32)
+UNARY_FLOAT = [op for op, spec in OPS.items() if spec.arity == 1 and "float32" in spec.dtypes]
+BINARY_FLOAT = [op for op, spec in OPS.items() if spec.arity in (2, None) and "float32" in spec.dtypes]
+
+
+@pytest.mark.parametrize("op", UNARY_FLOAT + BINARY_FLOAT)
+def test_elementwise_nan_and_inf_as_the_reference(op):
+    x = SPECIAL
+    inputs = [x] if op in UNARY_FLOAT else [x, x[:, None]]
+    for attrs in [{}] + ATTRIBUTES.get(op, []):
+        with np.errstate(all="ignore"):
+            check(run(op, inputs, attrs), ours(op, inputs, attrs)[0])
+
+
+def test_round_is_half_to_even_and_clip_bounds_are_optional():
+    x = np.array([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 2.4999998, np.nan], np.float32)
+    check(run("Round", [x]), np.array([0, 2, 2, -0, -2, -2, 2, np.nan], np.float32))
+    low, high = np.array(-1.0, np.float32), np.array(1.0, np.float32)
+    for inputs in ([x, low, None], [x, None, high], [x, low, high], [x]):
+        check(run("Clip", inputs, constants={1, 2}), ours("Clip", inputs)[0])
+    n = np.array([7, -7, 7, -7, 0, np.iinfo(np.int64).min], np.int64)
+    d = np.array([3, 3, -3, -3, 0, -1], np.int64)
+    with np.errstate(divide="ignore"):
+        for fmod in (0, 1):
+            check(run("Mod", [n, d], {"fmod": fmod}), ours("Mod", [n, d], {"fmod": fmod})[0])
 
 
 @pytest.mark.parametrize("m,k,n", [(1, 1, 1), (17, 33, 5), (64, 64, 64), (3, 0, 4), (0, 5, 2), (40, 7, 31)])
@@ -171,10 +197,11 @@ def test_supports_is_exact():
     assert supports("Add", f32, f32)
     assert not supports("Add", TensorType("float64", (2, 3)), TensorType("float64", (2, 3)))
     assert not supports("Div", TensorType("int32", (2,)), TensorType("int32", (2,)))
-    assert not supports("Max", f32, f32, f32)
+    assert supports("Max", f32, f32, f32) and not supports("Max", *[f32] * 9)
     assert not supports("MatMul", TensorType("float32", (2, 2, 3)), TensorType("float32", (3, 4)))
     assert not supports("MatMul", TensorType("float32", None), f32)
-    assert not supports("Cos", f32)
+    assert not supports("Tan", f32)
+    assert not supports("Pow", f32, TensorType("int64", ()))
     assert not supports("Where", f32, f32, f32)
     assert supports("Where", TensorType("bool", (2, 3)), f32, f32)
 
@@ -198,14 +225,14 @@ def test_available_gives_the_reason_without_a_platform(monkeypatch):
 
 
 def mixed_graph():
-    """MatMul, Add, Relu (opencl), Cos (cpu only), Softmax (opencl)."""
+    """MatMul, Add, Relu (opencl), Tan (cpu only), Softmax (opencl)."""
     rng = np.random.default_rng(1)
     b = GraphBuilder("mixed")
     x = b.input("x", "float32", (4, 8))
     w = b.constant(rng.normal(size=(8, 6)).astype(np.float32), "w")
     bias = b.constant(rng.normal(size=6).astype(np.float32), "bias")
     h = b.Relu(b.Add(b.MatMul(x, w), bias))
-    b.output(b.Softmax(b.Cos(h), axis=-1))
+    b.output(b.Softmax(b.Tan(h), axis=-1))
     return b.build()
 
 
@@ -215,7 +242,7 @@ def test_session_opencl_and_cpu_matches_cpu_and_plan_shows_copies():
     alone = Session(mixed_graph(), backends=["cpu"])
     np.testing.assert_allclose(mixed.run({"x": x})[0], alone.run({"x": x})[0], rtol=1e-5, atol=1e-6)
     placement = {n.op: p.backend.name for p in mixed.plan.partitions for n in p.nodes}
-    assert placement == {"MatMul": "opencl", "Add": "opencl", "Relu": "opencl", "Cos": "cpu", "Softmax": "opencl"}
+    assert placement == {"MatMul": "opencl", "Add": "opencl", "Relu": "opencl", "Tan": "cpu", "Softmax": "opencl"}
     assert [p.backend.name for p in mixed.plan.partitions] == ["opencl", "cpu", "opencl"]
     copies = [(c.source, c.target, c.before) for c in mixed.plan.copies]
     assert copies == [("host", "opencl", 0), ("opencl", "host", 1), ("host", "opencl", 2), ("opencl", "host", 3)]

@@ -5,6 +5,8 @@ coordinates with the output shape, and each input is read through its broadcast
 strides (0 on broadcast axes), all passed in a small ``meta`` buffer."""
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,22 +20,35 @@ from .table import OpKernel
 CTYPES = {"float32": "float", "float16": "half", "int32": "int", "int64": "long", "bool": "uchar"}
 FLOATS = ("float32",)
 INTS = ("int32", "int64")
+BOOL = ("bool",)
 
 
 @dataclass(frozen=True)
 class Elementwise:
-    """An op as an OpenCL C expression over inputs ``a``, ``b``, ``c`` (``T``: their type)."""
+    """An op as an OpenCL C expression over inputs ``a``, ``b``, ``c``, ... (``T``: their
+    type). ``{name}`` in the expression is replaced by the node's attribute ``name``;
+    a variadic op (``arity`` None) folds its inputs with ``expr`` over ``a`` and ``b``."""
 
     expr: str
     dtypes: tuple[str, ...]
-    arity: int
+    arity: int | None
     bool_out: bool = False
     bool_cond: bool = False
     """Where: the first input is bool, ``dtypes`` are those of the other two."""
+    mean: bool = False
+    """Divide the fold by the number of inputs."""
+
+
+MAX_VARIADIC = 8
+"""The most inputs a variadic op's kernel takes."""
 
 
 def _compare(op: str) -> Elementwise:
     return Elementwise(f"a {op} b", FLOATS + INTS, 2, bool_out=True)
+
+
+def _logic(expr: str, arity: int = 2) -> Elementwise:
+    return Elementwise(expr, BOOL, arity)
 
 
 OPS: dict[str, Elementwise] = {
@@ -41,19 +56,43 @@ OPS: dict[str, Elementwise] = {
     "Sub": Elementwise("a - b", FLOATS + INTS, 2),
     "Mul": Elementwise("a * b", FLOATS + INTS, 2),
     "Div": Elementwise("a / b", FLOATS, 2),
-    "Max": Elementwise("(isnan(a) || a > b) ? a : b", FLOATS, 2),
-    "Min": Elementwise("(isnan(a) || a < b) ? a : b", FLOATS, 2),
+    "Pow": Elementwise("pow(a, b)", FLOATS, 2),
+    "Mod": Elementwise("{fmod} ? fmod_(a, b) : mod_(a, b)", FLOATS + INTS, 2),
+    "Max": Elementwise("max_(a, b)", FLOATS + INTS, None),
+    "Min": Elementwise("min_(a, b)", FLOATS + INTS, None),
+    "Sum": Elementwise("a + b", FLOATS, None),
+    "Mean": Elementwise("a + b", FLOATS, None, mean=True),
     "Neg": Elementwise("-a", FLOATS + INTS, 1),
     "Abs": Elementwise("a < 0 ? -a : a", FLOATS + INTS, 1),
+    "Sign": Elementwise("a > 0 ? (T)1 : (a < 0 ? (T)-1 : a)", FLOATS + INTS, 1),
     "Exp": Elementwise("exp(a)", FLOATS, 1),
     "Log": Elementwise("log(a)", FLOATS, 1),
     "Sqrt": Elementwise("sqrt(a)", FLOATS, 1),
     "Reciprocal": Elementwise("1.0f / a", FLOATS, 1),
     "Floor": Elementwise("floor(a)", FLOATS, 1),
     "Ceil": Elementwise("ceil(a)", FLOATS, 1),
+    "Round": Elementwise("rint(a)", FLOATS, 1),
+    "Erf": Elementwise("erf(a)", FLOATS, 1),
+    "Sin": Elementwise("sin(a)", FLOATS, 1),
+    "Cos": Elementwise("cos(a)", FLOATS, 1),
     "Relu": Elementwise("a < 0 ? (T)0 : a", FLOATS + INTS, 1),
+    "LeakyRelu": Elementwise("a < 0 ? {alpha} * a : a", FLOATS, 1),
+    "Elu": Elementwise("a < 0 ? {alpha} * expm1(a) : a", FLOATS, 1),
+    "Selu": Elementwise("a < 0 ? {gamma} * ({alpha} * exp(a) - {alpha}) : {gamma} * a", FLOATS, 1),
+    "HardSigmoid": Elementwise("max_((T)0, min_((T)1, {alpha} * a + {beta}))", FLOATS, 1),
+    "HardSwish": Elementwise("a * max_((T)0, min_((T)1, (1.0f / 6.0f) * a + 0.5f))", FLOATS, 1),
+    "Softplus": Elementwise("max_(a, (T)0) + log1p(exp(-fabs(a)))", FLOATS, 1),
+    "Gelu": Elementwise("gelu_{approximate}(a)", FLOATS, 1),
     "Sigmoid": Elementwise("1.0f / (1.0f + exp(-a))", FLOATS, 1),
     "Tanh": Elementwise("tanh(a)", FLOATS, 1),
+    "Clip": Elementwise("", FLOATS + INTS, 3),
+    "IsNaN": Elementwise("isnan(a)", FLOATS, 1, bool_out=True),
+    "IsInf": Elementwise("isinf(a) && (a > 0 ? {detect_positive} : {detect_negative})", FLOATS, 1,
+                         bool_out=True),
+    "Not": _logic("!a", 1),
+    "And": _logic("a && b"),
+    "Or": _logic("a || b"),
+    "Xor": _logic("a != b"),
     "Equal": _compare("=="),
     "Less": _compare("<"),
     "LessOrEqual": _compare("<="),
@@ -62,40 +101,111 @@ OPS: dict[str, Elementwise] = {
     "Where": Elementwise("a ? b : c", FLOATS + INTS, 3, bool_cond=True),
 }
 
+PRELUDE = """\
+#pragma OPENCL FP_CONTRACT OFF
+typedef {T} T;
+// max and min; for floats a nan on either side wins
+inline T max_(T a, T b) {{ return ({nan}a > b) ? a : b; }}
+inline T min_(T a, T b) {{ return ({nan}a < b) ? a : b; }}
+"""
+
+HELPERS = {
+    # the remainder with the divisor's sign (numpy's mod); integers give 0 for b == 0
+    "Mod": {"float": """\
+inline T fmod_(T a, T b) { return fmod(a, b); }
+inline T mod_(T a, T b) {
+    T r = fmod(a, b);
+    return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;
+}
+""", "int": """\
+inline T fmod_(T a, T b) { return (b == 0 || b == -1) ? 0 : a % b; }
+inline T mod_(T a, T b) {
+    T r = fmod_(a, b);
+    return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;
+}
+"""},
+    # 1 + erf(x) as erfc(-x) and 1 + tanh(u) as 2 / (1 + exp(-2u)): no cancellation for
+    # negative inputs, and -inf gives nan (-inf * 0) as the reference does
+    "Gelu": {"float": """\
+inline T gelu_none(T a) { return 0.5f * a * erfc(-a * M_SQRT1_2_F); }
+inline T gelu_tanh(T a) { return a / (1.0f + exp(-1.5957691216057308f * (a + 0.044715f * a * a * a))); }
+"""},
+}
+
 TEMPLATE = """\
-{pragma}typedef {T} T;
-__kernel void ew({params}, __global const long* meta, const long n)
+{pragma}{prelude}{helpers}
+__kernel void ew({params}, __global const long* _meta, const long _n)
 {{
-    long i = get_global_id(0);
-    if (i >= n) return;
-    int nd = (int)meta[0];
-    long r = i{zero};
-    for (int d = nd - 1; d >= 0; --d) {{
-        long q = r % meta[1 + d];
-        r /= meta[1 + d];
+    long _i = get_global_id(0);
+    if (_i >= _n) return;
+    int _nd = (int)_meta[0];
+    long _r = _i{zero};
+    for (int _d = _nd - 1; _d >= 0; --_d) {{
+        long _q = _r % _meta[1 + _d];
+        _r /= _meta[1 + _d];
 {accumulate}
     }}
-    y[i] = ({OUT})({expr});
+{loads}    _y[_i] = ({OUT})({expr});
 }}
 """
 
 
-def kernel_source(op: str, dtype: str) -> str:
-    """The OpenCL C source of ``op`` on inputs of ``dtype``."""
+def literal(value) -> str:
+    """An attribute value as an OpenCL C float literal (ints and bools as 0/1 ints)."""
+    if isinstance(value, (bool, int, np.integer)):
+        return str(int(value))
+    if isinstance(value, str):
+        return value
+    v = float(np.float32(value))
+    if math.isnan(v):
+        return "NAN"
+    if math.isinf(v):
+        return "INFINITY" if v > 0 else "-INFINITY"
+    return f"{v!r}f"
+
+
+def expression(op: str, arity: int, attrs: dict, present: Sequence[bool] = ()) -> str:
+    """``op``'s expression over ``arity`` inputs, attributes filled in; Clip's depends
+    on which bounds are ``present``."""
     spec = OPS[op]
-    names = "abc"[:spec.arity]
-    types = [CTYPES[dtype]] * spec.arity
+    names = "abcdefgh"[:arity]
+    if op == "Clip":
+        low, high = (list(present) + [False, False])[1:3]
+        expr, rest = "a", iter(names[1:])
+        if low:
+            expr = f"max_({expr}, {next(rest)})"
+        if high:
+            expr = f"min_({expr}, {next(rest)})"
+        return expr
+    if spec.arity is not None:
+        return spec.expr.format(**{k: literal(v) for k, v in attrs.items()})
+    expr = names[0]
+    for name in names[1:]:
+        expr = f"fold({expr}, {name})"
+    return f"{expr} / (T){arity}" if spec.mean else expr
+
+
+def kernel_source(op: str, dtype: str, arity: int | None = None, attrs: dict | None = None,
+                  present: Sequence[bool] = ()) -> str:
+    """The OpenCL C source of ``op`` on ``arity`` inputs of ``dtype``."""
+    spec = OPS[op]
+    arity = spec.arity if arity is None else arity
+    names = "abcdefgh"[:arity]
+    types = [CTYPES[dtype]] * arity
     if spec.bool_cond:
         types[0] = "uchar"
     out = "uchar" if spec.bool_out else CTYPES[dtype]
-    params = ", ".join([f"__global {out}* y"] + [f"__global const {t}* {n}_" for t, n in zip(types, names)])
-    zero = "".join(f", i{n} = 0" for n in names)
-    accumulate = "\n".join(f"        i{n} += q * meta[1 + {k + 1} * nd + d];" for k, n in enumerate(names))
-    loads = "".join(f"    {t} {n} = {n}_[i{n}];\n" for t, n in zip(types, names))
+    params = ", ".join([f"__global {out}* _y"] + [f"__global const {t}* {n}_" for t, n in zip(types, names)])
+    zero = "".join(f", _i{n} = 0" for n in names)
+    accumulate = "\n".join(f"        _i{n} += _q * _meta[1 + {k + 1} * _nd + _d];" for k, n in enumerate(names))
+    loads = "".join(f"    {t} {n} = {n}_[_i{n}];\n" for t, n in zip(types, names))
     pragma = "#pragma OPENCL EXTENSION cl_khr_fp16 : enable\n" if dtype == "float16" else ""
-    body = TEMPLATE.format(pragma=pragma, T=CTYPES[dtype], params=params, zero=zero,
-                           accumulate=accumulate, OUT=out, expr=spec.expr)
-    return body.replace("    y[i] =", loads + "    y[i] =")
+    helpers = HELPERS.get(op, {}).get("float" if dtype in FLOATS else "int", "")
+    if spec.arity is None:
+        helpers += f"inline T fold(T a, T b) {{ return {spec.expr}; }}\n"
+    return TEMPLATE.format(pragma=pragma, prelude=PRELUDE.format(T=CTYPES[dtype], nan="isnan(a) || " if dtype in FLOATS else ""), helpers=helpers,
+                           params=params, zero=zero, accumulate=accumulate, loads=loads, OUT=out,
+                           expr=expression(op, arity, attrs or {}, present))
 
 
 def broadcast_meta(shapes: list[tuple[int, ...]]) -> tuple[tuple[int, ...], np.ndarray]:
@@ -113,14 +223,17 @@ def broadcast_meta(shapes: list[tuple[int, ...]]) -> tuple[tuple[int, ...], np.n
     return out, np.asarray(meta, dtype=np.int64)
 
 
-def elementwise_factory(rt: Runtime, op: str, dtype: str):
-    """A kernel running ``op`` on device arrays of ``dtype``, broadcasting them."""
+def elementwise_factory(rt: Runtime, op: str, dtype: str, arity: int | None = None, attrs: dict | None = None,
+                        present: Sequence[bool] = ()):
+    """A kernel running ``op`` on ``arity`` device arrays of ``dtype``, broadcasting them;
+    absent optional inputs (None) are skipped."""
     spec = OPS[op]
-    kernel = rt.kernel(kernel_source(op, dtype), "ew")
+    kernel = rt.kernel(kernel_source(op, dtype, arity, attrs, present), "ew")
     out_dtype = np.bool_ if spec.bool_out else np.dtype(dtype)
     metas: dict[tuple, tuple] = {}
 
-    def run(*xs):
+    def run(*given):
+        xs = [x for x in given if x is not None]
         shapes = tuple(x.shape for x in xs)
         cached = metas.get(shapes)
         if cached is None:
@@ -140,7 +253,9 @@ def _check(op: str):
     spec = OPS[op]
 
     def check(node, types):
-        if len(types) != spec.arity:
+        if spec.arity is None and not 1 <= len(types) <= MAX_VARIADIC:
+            return False
+        if spec.arity is not None and not (len(types) == spec.arity or op == "Clip" and 1 <= len(types) <= 3):
             return False
         keys = [type_key(t) for t in types]
         if spec.bool_cond:
@@ -159,7 +274,13 @@ def _allowed(op: str, node) -> tuple[str, ...]:
 
 
 def _make(op: str):
-    return lambda rt, node, types, attrs: elementwise_factory(rt, op, type_key(types[-1]))
+    def make(rt, node, types, attrs):
+        present = [t is not None for t in types]
+        arity = sum(present)
+        dtype = next(type_key(t) for t in reversed(types) if t is not None)
+        return elementwise_factory(rt, op, dtype, arity, attrs, present)
+
+    return make
 
 
 KERNELS = {op: OpKernel(_check(op), _make(op)) for op in OPS}

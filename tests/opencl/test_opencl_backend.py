@@ -16,6 +16,7 @@ pytest.importorskip("dh_backend_opencl", reason="dh-backend-opencl is not instal
 
 from dh_backend_opencl.backend import OpenCLBackend
 from dh_backend_opencl.elementwise import OPS
+from dh_backend_opencl.reduce import REDUCTIONS
 from dh_core.ops import registry
 
 from dh_core import Session
@@ -159,33 +160,77 @@ def test_gemm_matches_reference(trans_a, trans_b, c_shape):
     assert np.all(np.abs(actual - expected) <= 1e-5 * magnitude + 1e-6)  # as in MatMul's test
 
 
-@pytest.mark.parametrize("op", ["ReduceSum", "ReduceMean", "ReduceMax"])
+@pytest.mark.parametrize("op", list(REDUCTIONS))
 @pytest.mark.parametrize("axes", [None, [0], [1], [-1], [0, 2], [2, 0, 1]])
 @pytest.mark.parametrize("keepdims", [0, 1])
 def test_reduce_matches_reference(op, axes, keepdims):
-    x = draw("float32", (3, 70, 5))
+    x = draw("float32", (3, 70, 5)) * (0.5 if op == "ReduceProd" else 1.0)
     inputs = [x, None if axes is None else np.array(axes, np.int64)]
     attrs = {"keepdims": keepdims}
-    check(run(op, inputs, attrs, constants={1}), ours(op, inputs, attrs)[0])
+    expected = ours(op, inputs, attrs)[0]
+    check(run(op, inputs, attrs, constants={1}), expected)
+    if axes is not None:  # the axes as a run-time input
+        check(run(op, inputs, attrs), expected)
 
 
-@pytest.mark.parametrize("op", ["ReduceSum", "ReduceMean", "ReduceMax"])
+@pytest.mark.parametrize("op", list(REDUCTIONS))
 def test_reduce_edge_cases(op):
-    long_row = draw("float32", (1, 1000))
+    long_row = draw("float32", (1, 1000)) * (0.2 if op == "ReduceProd" else 1.0)
     check(run(op, [long_row]), ours(op, [long_row])[0])
     noop = {"noop_with_empty_axes": 1}
     check(run(op, [long_row], noop), ours(op, [long_row], noop)[0])
-    with_nan = np.array([[1.0, np.nan, 3.0]], np.float32)
-    check(run(op, [with_nan]), ours(op, [with_nan])[0])
+    specials = np.array([[1.0, np.nan, 3.0], [np.inf, 2.0, -1.0], [-np.inf, -np.inf, -np.inf],
+                         [np.inf, -np.inf, 0.0], [100.0, 99.0, -3.0]], np.float32)
+    for axes in (None, np.array([1], np.int64)):
+        inputs = [specials, axes]
+        with np.errstate(all="ignore"):
+            check(run(op, inputs, constants={1}), ours(op, inputs)[0])
     empty_rows = np.zeros((0, 4), np.float32)
     axis = np.array([1], np.int64)
     check(run(op, [empty_rows, axis]), ours(op, [empty_rows, axis])[0])
+    empty_axis = np.zeros((3, 0), np.float32)
+    check(run(op, [empty_axis, axis], constants={1}), ours(op, [empty_axis, axis])[0])
 
 
+def test_reduce_axes_initializer_is_not_read_at_run_time(monkeypatch):
+    from dh_backend_opencl import reduce
+
+    def no_run_time_read(buf):
+        raise AssertionError("the axes initializer was read at run time")
+
+    monkeypatch.setattr(reduce, "host_values", no_run_time_read)
+    inputs = [draw("float32", (4, 6)), np.array([-1], np.int64)]
+    check(run("ReduceL2", inputs, constants={1}), ours("ReduceL2", inputs)[0])
+
+
+@pytest.mark.parametrize("op", ["ArgMax", "ArgMin"])
+@pytest.mark.parametrize("dtype", ["float32", "int32", "int64"])
+def test_argreduce_matches_reference(op, dtype):
+    ties = np.asarray(RNG.integers(0, 3, (5, 70)), dtype)
+    for data in (draw(dtype, (3, 130, 4)), ties, draw(dtype, (7,))):
+        for axis in range(-data.ndim, data.ndim):
+            for attrs in ({"keepdims": 0}, {"keepdims": 1, "select_last_index": 1}):
+                attrs = {"axis": axis, **attrs}
+                check(run(op, [data], attrs), ours(op, [data], attrs)[0])
+    if dtype == "float32":
+        specials = np.array([[1.0, np.nan, 3.0, np.nan], [np.inf, 2.0, np.inf, -np.inf]], np.float32)
+        for last in (0, 1):
+            attrs = {"axis": 1, "select_last_index": last}
+            check(run(op, [specials], attrs), ours(op, [specials], attrs)[0])
+
+
+@pytest.mark.parametrize("op", ["Softmax", "LogSoftmax"])
 @pytest.mark.parametrize("shape,axis", [((5,), 0), ((3, 7), 1), ((3, 7), 0), ((2, 3, 4), 1), ((2, 3, 4), -1), ((0, 3), 1)])
-def test_softmax_matches_reference(shape, axis):
+def test_softmax_matches_reference(op, shape, axis):
     x = draw("float32", shape) * 20
-    check(run("Softmax", [x], {"axis": axis}), ours("Softmax", [x], {"axis": axis})[0])
+    check(run(op, [x], {"axis": axis}), ours(op, [x], {"axis": axis})[0])
+
+
+def test_softmax_nan_and_inf_as_the_reference():
+    x = np.array([[1.0, np.nan, 2.0], [np.inf, 0.0, 1.0], [-np.inf, -np.inf, -np.inf], [-np.inf, 0.0, 1.0]], np.float32)
+    for op in ("Softmax", "LogSoftmax"):
+        with np.errstate(invalid="ignore"):
+            check(run(op, [x], {"axis": 1}), ours(op, [x], {"axis": 1})[0])
 
 
 def test_supports_is_exact():

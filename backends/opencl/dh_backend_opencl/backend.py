@@ -1,6 +1,7 @@
 """The OpenCL backend: device arrays are pyopencl arrays; each node is one or a few
-kernel launches, and nothing returns to the host inside a partition (except the
-small ``axes`` input of a reduction, read when it is given)."""
+kernel launches, and nothing returns to the host inside a partition. Index inputs
+(axes, shapes, pads) are resolved at compile time when they are initializers, come
+with their host copy when the host computed them, and are read back only otherwise."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -12,11 +13,11 @@ from dh_core.ops import registry
 from dh_core.backend import Device, KernelBackend, Program, host_free
 from dh_core.ir import Graph, Node, TensorType
 
-from . import cast, elementwise, kernels, movement
+from . import cast, elementwise, kernels, movement, reduce
 from .table import OpKernel
 
 KERNELS: dict[str, OpKernel] = {}
-for _module in (elementwise, kernels, movement, cast):
+for _module in (elementwise, kernels, reduce, movement, cast):
     KERNELS.update(_module.KERNELS)
 
 

@@ -1,0 +1,149 @@
+"""Reductions, ArgMax/ArgMin, Softmax and LogSoftmax (``cl/reduce.cl``,
+``cl/argreduce.cl``, ``cl/softmax.cl``), float32 (ArgMax/ArgMin also int32/int64).
+
+A reduction over several axes runs one axis at a time, each pass a work-group tree
+over the middle axis of an (outer, R, inner) view; the element map (abs, square)
+applies on the first pass and the finish (sqrt) on the last. The ``axes`` input is
+resolved at compile time when it is an initializer, else read at run time."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from dh_core.errors import ShapeError
+from dh_core.ir import type_key
+from dh_core.ops.reduce import reduce_axes
+from dh_core.ops.shapes import normalize_axis
+
+from .elementwise import CTYPES
+from .runtime import Runtime, host_values, source
+from .table import OpKernel, rank
+
+WG = 64
+SUM, PROD, MAX, MIN, LOGSUMEXP = range(5)
+NO_MAP, ABS, SQUARE = range(3)
+NO_FINISH, SQRT = range(2)
+
+REDUCTIONS: dict[str, tuple[int, int, int]] = {
+    # op: (combination, map of the first pass, finish of the last pass)
+    "ReduceSum": (SUM, NO_MAP, NO_FINISH),
+    "ReduceMean": (SUM, NO_MAP, NO_FINISH),
+    "ReduceProd": (PROD, NO_MAP, NO_FINISH),
+    "ReduceMax": (MAX, NO_MAP, NO_FINISH),
+    "ReduceMin": (MIN, NO_MAP, NO_FINISH),
+    "ReduceL1": (SUM, ABS, NO_FINISH),
+    "ReduceL2": (SUM, SQUARE, SQRT),
+    "ReduceSumSquare": (SUM, SQUARE, NO_FINISH),
+    "ReduceLogSumExp": (LOGSUMEXP, NO_MAP, NO_FINISH),
+}
+
+
+def split_at(shape: tuple[int, ...], axis: int) -> tuple[int, int, int]:
+    """(outer, R, inner) of a contiguous array around ``axis``."""
+    return math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1:])
+
+
+def reduce_factory(rt: Runtime, op: str, attrs: dict, axes_constant: np.ndarray | None):
+    """A reduction kernel; ``axes_constant`` is the axes initializer, if any."""
+    kernel = rt.kernel(source("reduce.cl"), "reduce")
+    combination, first_map, last_finish = REDUCTIONS[op]
+    keepdims, noop = int(attrs["keepdims"]), int(attrs["noop_with_empty_axes"])
+    elementwise_alone = first_map != NO_MAP or last_finish != NO_FINISH or combination == LOGSUMEXP
+
+    def launch(x, outer, r, inner, map_, finish, scale):
+        y = rt.empty((outer * inner,), np.float32)
+        if outer * inner:
+            kernel(rt.queue, (outer * inner * WG,), (WG,), y.data, x.data if x.size else y.data,
+                   np.int64(r), np.int64(inner), np.int32(combination), np.int32(map_), np.int32(finish),
+                   np.float32(scale))
+        return y
+
+    def run(x, axes=None):
+        given = axes_constant if axes_constant is not None else (None if axes is None else host_values(axes))
+        chosen = sorted(reduce_axes(x.ndim, given, noop))
+        if not chosen:
+            if not elementwise_alone:
+                return x
+            return launch(x, x.size, 1, 1, first_map, last_finish, 1.0).reshape(x.shape)
+        shape = list(x.shape)
+        for k, axis in enumerate(chosen):
+            outer, r, inner = split_at(tuple(shape), axis)
+            scale = (1.0 / r if r else math.nan) if op == "ReduceMean" else 1.0
+            x = launch(x, outer, r, inner, first_map if k == 0 else NO_MAP,
+                       last_finish if k == len(chosen) - 1 else NO_FINISH, scale)
+            shape[axis] = 1
+            x = x.reshape(tuple(shape))
+        if not keepdims:
+            x = x.reshape(tuple(d for i, d in enumerate(shape) if i not in chosen))
+        return x
+
+    return run
+
+
+def argreduce_factory(rt: Runtime, op: str, dtype: str, attrs: dict):
+    options = f"-DT={CTYPES[dtype]}" + (" -DFLOAT" if dtype == "float32" else "")
+    kernel = rt.kernel(source("argreduce.cl"), "argreduce", options)
+    is_min, last, keepdims = int(op == "ArgMin"), int(attrs["select_last_index"]), int(attrs["keepdims"])
+
+    def run(x):
+        axis = normalize_axis(attrs["axis"], x.ndim)
+        outer, r, inner = split_at(x.shape, axis)
+        if r == 0:
+            raise ShapeError(f"{op} of an empty axis {axis} of {list(x.shape)}")
+        y = rt.empty((outer * inner,), np.int64)
+        if outer * inner:
+            kernel(rt.queue, (outer * inner * WG,), (WG,), y.data, x.data, np.int64(r), np.int64(inner),
+                   np.int32(is_min), np.int32(last))
+        shape = list(x.shape)
+        if keepdims:
+            shape[axis] = 1
+        else:
+            del shape[axis]
+        return y.reshape(tuple(shape))
+
+    return run
+
+
+def softmax_factory(rt: Runtime, axis: int, log: bool = False):
+    kernel = rt.kernel(source("softmax.cl"), "softmax", "-DLOG" if log else "")
+
+    def run(x):
+        outer, r, inner = split_at(x.shape, axis % x.ndim)
+        y = rt.empty(x.shape, np.float32)
+        if outer * inner and r:
+            kernel(rt.queue, (outer * inner,), None, y.data, x.data, np.int64(r), np.int64(inner))
+        return y
+
+    return run
+
+
+def _reduce_check(node, types):
+    data, *axes = types
+    return (type_key(data) == "float32" and rank(data) is not None
+            and all(type_key(t) == "int64" for t in axes))
+
+
+def _argreduce_check(node, types):
+    return len(types) == 1 and type_key(types[0]) in ("float32", "int32", "int64") and (rank(types[0]) or 0) >= 1
+
+
+def _softmax_check(node, types):
+    return len(types) == 1 and type_key(types[0]) == "float32" and (rank(types[0]) or 0) >= 1
+
+
+def _make_reduce(op: str):
+    def make(rt, node, types, attrs, consts):
+        return reduce_factory(rt, op, attrs, consts[1] if len(consts) > 1 else None)
+
+    return make
+
+
+KERNELS = {
+    "Softmax": OpKernel(_softmax_check, lambda rt, node, types, attrs: softmax_factory(rt, attrs["axis"])),
+    "LogSoftmax": OpKernel(_softmax_check, lambda rt, node, types, attrs: softmax_factory(rt, attrs["axis"], True)),
+    **{op: OpKernel(_argreduce_check, lambda rt, node, types, attrs, op=op:
+                    argreduce_factory(rt, op, type_key(types[0]), attrs))
+       for op in ("ArgMax", "ArgMin")},
+    **{op: OpKernel(_reduce_check, _make_reduce(op), reads_constants=True) for op in REDUCTIONS},
+}

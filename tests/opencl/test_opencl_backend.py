@@ -120,6 +120,16 @@ def test_elementwise_nan_and_inf_as_the_reference(op):
             check(run(op, inputs, attrs), ours(op, inputs, attrs)[0])
 
 
+def test_pow_with_exponents_of_other_dtypes():
+    base = np.array([[2.0, -2.0, 0.5, 0.0, -0.0, np.nan, np.inf, -np.inf, -1.5]], np.float32)
+    signed = [[0], [1], [2], [3], [-1], [-2], [7]]
+    for dtype, values in [("int32", signed), ("int64", signed), ("int8", signed), ("float16", signed + [[0.5]]),
+                          ("uint8", [[0], [3], [200]]), ("uint64", [[0], [1], [5]])]:
+        exponent = np.array(values, dtype)
+        with np.errstate(all="ignore"):
+            check(run("Pow", [base, exponent]), ours("Pow", [base, exponent])[0])
+
+
 def test_round_is_half_to_even_and_clip_bounds_are_optional():
     x = np.array([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 2.4999998, np.nan], np.float32)
     check(run("Round", [x]), np.array([0, 2, 2, -0, -2, -2, 2, np.nan], np.float32))
@@ -246,7 +256,8 @@ def test_supports_is_exact():
     assert not supports("MatMul", TensorType("float32", (2, 2, 3)), TensorType("float32", (3, 4)))
     assert not supports("MatMul", TensorType("float32", None), f32)
     assert not supports("Tan", f32)
-    assert not supports("Pow", f32, TensorType("int64", ()))
+    assert supports("Pow", f32, TensorType("float16", ())) and not supports("Pow", f32, TensorType("float64", ()))
+    assert not supports("Pow", TensorType("int32", (2,)), TensorType("int32", (2,)))
     assert not supports("Where", f32, f32, f32)
     assert supports("Where", TensorType("bool", (2, 3)), f32, f32)
 

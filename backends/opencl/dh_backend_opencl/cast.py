@@ -1,9 +1,10 @@
-"""Cast between float32, int32, int64 and bool on the device.
+"""Cast between float16, float32, int32, int64 and bool on the device.
 
 Conversions follow numpy's on the host the reference runs on: a float that is nan or
 out of an integer type's range becomes that type's smallest value (the x86 "integer
 indefinite"), any nonzero value (nan included) is True, and integers narrow by
-wrapping."""
+wrapping. float16 goes through float32 with vload_half / vstore_half_rte (round to
+nearest even), core OpenCL that needs no fp16 extension."""
 from __future__ import annotations
 
 import numpy as np
@@ -15,7 +16,7 @@ from .elementwise import CTYPES
 from .runtime import Runtime
 from .table import OpKernel
 
-DTYPES = ("float32", "int32", "int64", "bool")
+DTYPES = ("float16", "float32", "int32", "int64", "bool")
 INT_MIN = {"int32": "INT_MIN", "int64": "LONG_MIN"}
 
 TEMPLATE = """\
@@ -23,14 +24,16 @@ __kernel void cast(__global {OUT}* y, __global const {IN}* x, const long n)
 {{
     const long i = get_global_id(0);
     if (i >= n) return;
-    const {IN} a = x[i];
-    y[i] = {expr};
+    const {LOADED} a = {load};
+    {store};
 }}
 """
 
 
 def conversion(src: str, dst: str) -> str:
-    """The OpenCL C expression converting ``a`` of dtype ``src`` to ``dst``."""
+    """The OpenCL C expression converting ``a`` of dtype ``src`` to ``dst`` (float16
+    values are held as float)."""
+    src, dst = ("float32" if d == "float16" else d for d in (src, dst))
     if dst == "bool":
         return "(uchar)(a != 0)"
     if src == "float32" and dst in INT_MIN:
@@ -40,7 +43,11 @@ def conversion(src: str, dst: str) -> str:
 
 
 def cast_source(src: str, dst: str) -> str:
-    return TEMPLATE.format(OUT=CTYPES[dst], IN=CTYPES[src], expr=conversion(src, dst))
+    load = "vload_half(i, x)" if src == "float16" else "x[i]"
+    expr = conversion(src, dst)
+    store = f"vstore_half_rte({expr}, i, y)" if dst == "float16" else f"y[i] = {expr}"
+    return TEMPLATE.format(OUT=CTYPES[dst], IN=CTYPES[src], LOADED="float" if src == "float16" else CTYPES[src],
+                           load=load, store=store)
 
 
 def cast_factory(rt: Runtime, node, types, attrs):

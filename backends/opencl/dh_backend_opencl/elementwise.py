@@ -17,10 +17,13 @@ from dh_core.ops import registry
 from .runtime import Runtime
 from .table import OpKernel
 
-CTYPES = {"float32": "float", "float16": "half", "int32": "int", "int64": "long", "bool": "uchar"}
+CTYPES = {"float32": "float", "float16": "half", "int32": "int", "int64": "long", "bool": "uchar",
+          "int8": "char", "int16": "short", "uint8": "uchar", "uint16": "ushort", "uint32": "uint", "uint64": "ulong"}
 FLOATS = ("float32",)
 INTS = ("int32", "int64")
 BOOL = ("bool",)
+EXPONENTS = ("float16", "float32", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
+"""Pow's exponent dtypes: integers and float16 (read with vload_half, no fp16 extension)."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,8 @@ class Elementwise:
     """Where: the first input is bool, ``dtypes`` are those of the other two."""
     mean: bool = False
     """Divide the fold by the number of inputs."""
+    exponent_dtypes: tuple[str, ...] = ()
+    """Pow: the dtypes the second input may have, whatever the first's."""
 
 
 MAX_VARIADIC = 8
@@ -56,7 +61,7 @@ OPS: dict[str, Elementwise] = {
     "Sub": Elementwise("a - b", FLOATS + INTS, 2),
     "Mul": Elementwise("a * b", FLOATS + INTS, 2),
     "Div": Elementwise("a / b", FLOATS, 2),
-    "Pow": Elementwise("pow(a, b)", FLOATS, 2),
+    "Pow": Elementwise("pow(a, (T)b)", FLOATS, 2, exponent_dtypes=EXPONENTS),
     "Mod": Elementwise("{fmod} ? fmod_(a, b) : mod_(a, b)", FLOATS + INTS, 2),
     "Max": Elementwise("max_(a, b)", FLOATS + INTS, None),
     "Min": Elementwise("min_(a, b)", FLOATS + INTS, None),
@@ -186,19 +191,23 @@ def expression(op: str, arity: int, attrs: dict, present: Sequence[bool] = ()) -
 
 
 def kernel_source(op: str, dtype: str, arity: int | None = None, attrs: dict | None = None,
-                  present: Sequence[bool] = ()) -> str:
-    """The OpenCL C source of ``op`` on ``arity`` inputs of ``dtype``."""
+                  present: Sequence[bool] = (), exponent: str | None = None) -> str:
+    """The OpenCL C source of ``op`` on ``arity`` inputs of ``dtype`` (Pow's second
+    input of dtype ``exponent``)."""
     spec = OPS[op]
     arity = spec.arity if arity is None else arity
     names = "abcdefgh"[:arity]
     types = [CTYPES[dtype]] * arity
     if spec.bool_cond:
         types[0] = "uchar"
+    if exponent is not None:
+        types[1] = CTYPES[exponent]
     out = "uchar" if spec.bool_out else CTYPES[dtype]
     params = ", ".join([f"__global {out}* _y"] + [f"__global const {t}* {n}_" for t, n in zip(types, names)])
     zero = "".join(f", _i{n} = 0" for n in names)
     accumulate = "\n".join(f"        _i{n} += _q * _meta[1 + {k + 1} * _nd + _d];" for k, n in enumerate(names))
-    loads = "".join(f"    {t} {n} = {n}_[_i{n}];\n" for t, n in zip(types, names))
+    loads = "".join(f"    float {n} = vload_half(_i{n}, {n}_);\n" if t == "half" and dtype != "float16"
+                    else f"    {t} {n} = {n}_[_i{n}];\n" for t, n in zip(types, names))
     pragma = "#pragma OPENCL EXTENSION cl_khr_fp16 : enable\n" if dtype == "float16" else ""
     helpers = HELPERS.get(op, {}).get("float" if dtype in FLOATS else "int", "")
     if spec.arity is None:
@@ -224,11 +233,11 @@ def broadcast_meta(shapes: list[tuple[int, ...]]) -> tuple[tuple[int, ...], np.n
 
 
 def elementwise_factory(rt: Runtime, op: str, dtype: str, arity: int | None = None, attrs: dict | None = None,
-                        present: Sequence[bool] = ()):
+                        present: Sequence[bool] = (), exponent: str | None = None):
     """A kernel running ``op`` on ``arity`` device arrays of ``dtype``, broadcasting them;
     absent optional inputs (None) are skipped."""
     spec = OPS[op]
-    kernel = rt.kernel(kernel_source(op, dtype, arity, attrs, present), "ew")
+    kernel = rt.kernel(kernel_source(op, dtype, arity, attrs, present, exponent), "ew")
     out_dtype = np.bool_ if spec.bool_out else np.dtype(dtype)
     metas: dict[tuple, tuple] = {}
 
@@ -258,6 +267,10 @@ def _check(op: str):
         if spec.arity is not None and not (len(types) == spec.arity or op == "Clip" and 1 <= len(types) <= 3):
             return False
         keys = [type_key(t) for t in types]
+        if spec.exponent_dtypes:
+            if keys[1] not in spec.exponent_dtypes:
+                return False
+            keys = keys[:1]
         if spec.bool_cond:
             cond, keys = keys[0], keys[1:]
             if cond != "bool":
@@ -275,10 +288,11 @@ def _allowed(op: str, node) -> tuple[str, ...]:
 
 def _make(op: str):
     def make(rt, node, types, attrs):
+        spec = OPS[op]
         present = [t is not None for t in types]
-        arity = sum(present)
-        dtype = next(type_key(t) for t in reversed(types) if t is not None)
-        return elementwise_factory(rt, op, dtype, arity, attrs, present)
+        dtype = type_key(types[1] if spec.bool_cond else types[0])
+        exponent = type_key(types[1]) if spec.exponent_dtypes else None
+        return elementwise_factory(rt, op, dtype, sum(present), attrs, present, exponent)
 
     return make
 

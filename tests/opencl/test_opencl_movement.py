@@ -75,6 +75,11 @@ def test_gather(dtype):
     agrees("Gather", [draw(dtype, (0, 3)), ints(1, -1)], {"axis": 1})
 
 
+def test_gather_out_of_range_index_stays_inside_the_data():
+    x = np.arange(12, dtype=np.int64).reshape(3, 4)
+    check(run_outputs("Gather", [x, ints(7, -9, 1)], {"axis": 0})[0], x[[2, 0, 1]])
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("mode", ["constant", "edge", "reflect", "wrap"])
 def test_pad(dtype, mode):

@@ -149,11 +149,20 @@ def test_cast(source, target):
             agrees("Cast", [x], {"to": dt.onnx_code(target)})
 
 
+def record_reads(monkeypatch) -> list[tuple[int, ...]]:
+    """The shapes of the device arrays read back to the host from now on."""
+    import pyopencl.array as cl_array
+
+    reads: list[tuple[int, ...]] = []
+    original_get = cl_array.Array.get
+    monkeypatch.setattr(cl_array.Array, "get", lambda self, *a, **k: reads.append(self.shape)
+                        or original_get(self, *a, **k))
+    return reads
+
+
 def test_host_computed_shape_reaches_reshape_without_a_read_back(monkeypatch):
     """Shape -> Gather -> Concat runs on the host; Reshape on the device takes the
     shape from the host copy that came with the upload, never reading the device."""
-    import pyopencl.array as cl_array
-
     b = GraphBuilder("flatten_batch")
     x = b.input("x", "float32", ("N", 3, 4))
     batch = b.Gather(b.Shape(x), b.constant(ints(0), "zero"), axis=0)
@@ -162,10 +171,7 @@ def test_host_computed_shape_reaches_reshape_without_a_read_back(monkeypatch):
     sess = Session(b.build(), backends=["opencl", "cpu"])
     placement = {n.op: p.backend.name for p in sess.plan.partitions for n in p.nodes}
     assert placement["Reshape"] == "opencl" and placement["Shape"] == "cpu"
-    reads = []
-    original_get = cl_array.Array.get
-    monkeypatch.setattr(cl_array.Array, "get", lambda self, *a, **k: reads.append(self.shape)
-                        or original_get(self, *a, **k))
+    reads = record_reads(monkeypatch)
     value = draw("float32", (5, 3, 4))
     (y,) = sess.run({"x": value})
     check(y, np.maximum(value, 0).reshape(5, 12))
@@ -196,3 +202,30 @@ def test_supports_is_exact_for_movement():
     assert not supports("Gather", f32, TensorType("float32", (2,)))
     assert not supports("Concat", f32, TensorType("int32", (2, 3)), axis=0)
     assert supports("Cast", f32, to=dt.onnx_code("float16")) and not supports("Cast", f32, to=dt.onnx_code("float64"))
+
+
+def test_host_computed_index_inputs_of_slice_expand_and_pad(monkeypatch):
+    """Slice ends, an Expand shape and Pad pads computed from Shape on the host run on
+    the device, agree with the CPU backend and are not read back from the device."""
+    def graph():
+        b = GraphBuilder("host_indices")
+        x = b.input("x", "float32", ("N", 6))
+        shape = b.Shape(x)
+        half = b.Div(b.Gather(shape, b.constant(ints(1), "one")), b.constant(ints(2), "two"))
+        sliced = b.Slice(b.Relu(x), b.constant(ints(0), "zero"), half, b.constant(ints(1), "axis"))
+        expanded = b.Expand(b.Unsqueeze(sliced, b.constant(ints(0), "front")), b.Concat(
+            b.constant(ints(2), "copies"), b.Constant(value=ints(1, 1)), axis=0))
+        pads = b.Concat(b.constant(ints(0, 0), "no_pad"), half, b.constant(ints(0), "end"), axis=0)
+        b.output(b.Pad(sliced, pads, mode="reflect", outputs=["padded"]), b.Identity(expanded, outputs=["expanded"]))
+        return b.build()
+
+    value = draw("float32", (4, 6))
+    mixed = Session(graph(), backends=["opencl", "cpu"])
+    placement = {n.op: p.backend.name for p in mixed.plan.partitions for n in p.nodes}
+    assert all(placement[op] == "opencl" for op in ("Slice", "Expand", "Pad", "Unsqueeze"))
+    expected = Session(graph(), backends=["cpu"]).run({"x": value})
+    reads = record_reads(monkeypatch)
+    actual = mixed.run({"x": value})
+    for a, e in zip(actual, expected):
+        check(a, e)
+    assert sorted(reads) == sorted(e.shape for e in expected)  # only the graph outputs come back

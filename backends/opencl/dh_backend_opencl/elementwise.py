@@ -90,7 +90,7 @@ OPS: dict[str, Elementwise] = {
     "Gelu": Elementwise("gelu_{approximate}(a)", FLOATS, 1),
     "Sigmoid": Elementwise("1.0f / (1.0f + exp(-a))", FLOATS, 1),
     "Tanh": Elementwise("tanh(a)", FLOATS, 1),
-    "Clip": Elementwise("", FLOATS + INTS, 3),
+    "Clip": Elementwise("min_(max_(a, b), c)", FLOATS + INTS, 3),  # less without a bound
     "IsNaN": Elementwise("isnan(a)", FLOATS, 1, bool_out=True),
     "IsInf": Elementwise("isinf(a) && (a > 0 ? {detect_positive} : {detect_negative})", FLOATS, 1,
                          bool_out=True),
@@ -174,7 +174,7 @@ def expression(op: str, arity: int, attrs: dict, present: Sequence[bool] = ()) -
     on which bounds are ``present``."""
     spec = OPS[op]
     names = "abcdefgh"[:arity]
-    if op == "Clip":
+    if op == "Clip" and arity < 3:
         low, high = (list(present) + [False, False])[1:3]
         expr, rest = "a", iter(names[1:])
         if low:
@@ -212,8 +212,9 @@ def kernel_source(op: str, dtype: str, arity: int | None = None, attrs: dict | N
     helpers = HELPERS.get(op, {}).get("float" if dtype in FLOATS else "int", "")
     if spec.arity is None:
         helpers += f"inline T fold(T a, T b) {{ return {spec.expr}; }}\n"
-    return TEMPLATE.format(pragma=pragma, prelude=PRELUDE.format(T=CTYPES[dtype], nan="isnan(a) || " if dtype in FLOATS else ""), helpers=helpers,
-                           params=params, zero=zero, accumulate=accumulate, loads=loads, OUT=out,
+    prelude = PRELUDE.format(T=CTYPES[dtype], nan="isnan(a) || " if dtype in FLOATS else "")
+    return TEMPLATE.format(pragma=pragma, prelude=prelude, helpers=helpers, params=params, zero=zero,
+                           accumulate=accumulate, loads=loads, OUT=out,
                            expr=expression(op, arity, attrs or {}, present))
 
 

@@ -234,6 +234,7 @@ PAD_MODES = ("constant", "edge", "reflect", "wrap")
 def pad_factory(rt: Runtime, node, types, attrs, consts):
     mode = attrs["mode"]
     kernel = rt.kernel(source("pad.cl"), "pad", f"-DT={word(type_key(types[0]))} -DMODE_{mode.upper()}")
+    metas: dict[tuple, object] = {}
 
     def run(x, pads, value=None, axes=None):
         widths = _pad_widths(x.ndim, _index_input(consts[1], pads),
@@ -246,7 +247,10 @@ def pad_factory(rt: Runtime, node, types, attrs, consts):
             return y
         if mode != "constant" and any(d == 0 and n for d, n in zip(x.shape, shape)):
             raise ShapeError(f"Pad mode '{mode}' cannot fill an axis of an empty input", node.name)
-        meta = rt.upload(np.asarray([x.ndim, *shape, *x.shape, *(b for b, _ in widths)], np.int64))
+        values = (x.ndim, *shape, *x.shape, *(b for b, _ in widths))
+        meta = metas.get(values)
+        if meta is None:
+            meta = metas[values] = rt.upload(np.asarray(values, np.int64))
         has_value = value is not None and value.size > 0
         kernel(rt.queue, (y.size,), None, y.data, x.data if x.size else y.data,
                value.data if has_value else y.data, np.int32(has_value), meta.data, np.int64(y.size))

@@ -22,7 +22,7 @@ from onnx import AttributeProto, GraphProto, NodeProto, TensorProto, TypeProto, 
 from dh_core import dtypes as dt
 from dh_core.errors import GraphError, ModelLoadError
 from dh_core.ir import (DEFAULT_OPSET, DOMAIN_OPSETS, Dim, Graph, Node, OptionalType, SequenceType, TensorType,
-                        Value, ValueType, node_reads)
+                        Value, ValueType, implicit_inputs, node_reads)
 from dh_core.ops.gradient import DOMAIN as GRADIENT_DOMAIN
 from dh_core.ops.gradient_body import gradient_body
 
@@ -225,7 +225,7 @@ class _Importer:
         """Give each Gradient node the forward slice it differentiates as its ``body``;
         it must come after the nodes that compute what it names."""
         produced = {o for n in nodes for o in n.outputs if o}
-        outer = {name for n in nodes for name in node_reads(n) if name not in produced}
+        outer = {name for n in nodes for name in [*n.inputs, *implicit_inputs(n)] if name and name not in produced}
         defined = outer | set(inits) | {v.name for v in inputs}
         known_types = {**{v.name: v.type for v in (*inputs, *outputs) if v.type is not None}, **types}
         for index, node in enumerate(nodes):

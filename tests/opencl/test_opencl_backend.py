@@ -35,6 +35,11 @@ RNG = np.random.default_rng(0)
 def run(op: str, inputs, attrs=None, constants=()):
     """Run a one-node graph on the OpenCL backend; ``constants`` marks inputs that are
     initializers (uploaded once at compile time, as a model's weights are)."""
+    return run_outputs(op, inputs, attrs, constants)[0]
+
+
+def run_outputs(op: str, inputs, attrs=None, constants=(), n_outputs: int = 1) -> list[np.ndarray]:
+    """``run`` for a node with ``n_outputs`` outputs, all of them graph outputs."""
     b = GraphBuilder(op)
     names = []
     for i, x in enumerate(inputs):
@@ -44,15 +49,15 @@ def run(op: str, inputs, attrs=None, constants=()):
             names.append(b.constant(x, f"c{i}"))
         else:
             names.append(b.input(f"x{i}", x.dtype.name, x.shape))
-    y = b.node(op, *names, **(attrs or {}))
-    b.output(y)
+    ys = b.node(op, *names, outputs=n_outputs, **(attrs or {}))
+    b.output(*([ys] if n_outputs == 1 else ys))
     graph = b.build()
     node = graph.nodes[0]
     types = [graph.value_types.get(n) if n else None for n in node.inputs]
     assert BACKEND.supports(node, types), f"{op} {types}"
     exe = BACKEND.compile(graph, DEVICE)
     feeds = [BACKEND.to_device(x, DEVICE) for i, x in enumerate(inputs) if x is not None and i not in constants]
-    return BACKEND.to_host(exe.run(feeds)[0])
+    return [BACKEND.to_host(y) for y in exe.run(feeds)]
 
 
 def check(actual: np.ndarray, expected: np.ndarray) -> None:

@@ -12,11 +12,11 @@ from dh_core.ops import registry
 from dh_core.backend import Device, KernelBackend, Program, host_free
 from dh_core.ir import Graph, Node, TensorType
 
-from . import elementwise, kernels
+from . import elementwise, gemm, kernels
 from .table import OpKernel
 
 KERNELS: dict[str, OpKernel] = {}
-for _module in (elementwise, kernels):
+for _module in (elementwise, gemm, kernels):
     KERNELS.update(_module.KERNELS)
 
 

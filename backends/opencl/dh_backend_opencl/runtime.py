@@ -65,6 +65,7 @@ class Runtime:
     queue: cl.CommandQueue
     programs: dict[tuple[str, str], cl.Program] = field(default_factory=dict)
     kernels: dict[tuple[str, str, str], cl.Kernel] = field(default_factory=dict)
+    constants: dict[tuple[str, tuple, bytes], cl_array.Array] = field(default_factory=dict)
 
     @classmethod
     def open(cls, index: int) -> Runtime:
@@ -106,6 +107,15 @@ class Runtime:
 
     def empty(self, shape, dtype) -> cl_array.Array:
         return cl_array.empty(self.queue, tuple(shape), np.dtype(dtype))
+
+    def constant(self, array: np.ndarray) -> cl_array.Array:
+        """A device copy of a small host array (kernel metadata), uploaded once per content;
+        kernels must only read it."""
+        key = (array.dtype.str, array.shape, array.tobytes())
+        found = self.constants.get(key)
+        if found is None:
+            found = self.constants[key] = self.upload(array)
+        return found
 
     def upload(self, array: np.ndarray) -> cl_array.Array:
         if not array.flags.c_contiguous:

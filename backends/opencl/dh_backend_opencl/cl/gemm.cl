@@ -1,33 +1,85 @@
-// Tiled GEMM: Y[m, n] = alpha * sum_k A[m, k] B[k, n] + beta * C[m, n].
-// A, B and C are read through element strides, so transposes and a broadcast C
-// (stride 0) need no copy. Each work-group computes a TS x TS tile of Y, staging
-// TS x TS tiles of A and B in local memory.
-#define TS 16
+// Packed, register-blocked GEMM for a batch of products:
+//     Y[b, m, n] = alpha * sum_k A_b[m, k] B_b[k, n] + beta * C[m, n]
+// pack copies each operand (read through element strides, from the offset of its
+// batch) into zero-padded panels: A into panels of MR rows stored k-major ([K][MR]),
+// B (as B^T) into panels of NR = 16 * NV columns stored k-major ([K][NR]).
+// gemm_packed then gives each work-item one MR x NR block of Y: per k it loads NV
+// float16 vectors of B and broadcasts MR values of A, so the inner loop is MR * NV
+// vector multiply-adds on registers (build with -cl-mad-enable so they fuse).
+// Padding makes the inner loop branch-free; only the store checks the edges.
+#ifndef MR
+#define MR 8
+#endif
+#ifndef NV
+#define NV 2
+#endif
+#define NR (NV * 16)
 
-__kernel void gemm(__global float* y, __global const float* a, __global const float* b,
-                   __global const float* c, const int has_c,
-                   const int M, const int N, const int K,
-                   const long sam, const long sak, const long sbk, const long sbn,
-                   const long scm, const long scn, const float alpha, const float beta)
+__kernel void pack(__global float* dst, __global const float* src, __global const long* offsets,
+                   const int rows, const int K, const int panels, const int width,
+                   const long s_row, const long s_k, const int k_first)
 {
-    __local float ta[TS][TS];
-    __local float tb[TS][TS];
-    const int lr = get_local_id(1), lc = get_local_id(0);
-    const int row = get_group_id(1) * TS + lr, col = get_group_id(0) * TS + lc;
-    float acc = 0.0f;
-    for (int k0 = 0; k0 < K; k0 += TS) {
-        const int ka = k0 + lc, kb = k0 + lr;
-        ta[lr][lc] = (row < M && ka < K) ? a[row * sam + ka * sak] : 0.0f;
-        tb[lr][lc] = (kb < K && col < N) ? b[kb * sbk + col * sbn] : 0.0f;
-        barrier(CLK_LOCAL_MEM_FENCE);
-        for (int k = 0; k < TS; ++k)
-            acc += ta[lr][k] * tb[k][lc];
-        barrier(CLK_LOCAL_MEM_FENCE);
+    // Element (row, k) of the operand is src[offset + row * s_row + k * s_k]; it goes to
+    // dst[batch][row / width][k][row % width]. The grid's first dim walks the smaller stride.
+    const int i0 = get_global_id(0), i1 = get_global_id(1), batch = get_global_id(2);
+    const int k = k_first ? i0 : i1, row = k_first ? i1 : i0;
+    const int p = row / width, r = row % width;
+    __global const float* from = src + offsets[batch];
+    dst[(((long)batch * panels + p) * K + k) * width + r] = row < rows ? from[row * s_row + k * s_k] : 0.0f;
+}
+
+__kernel void gemm_packed(__global float* y, __global const float* pa, __global const float* pb,
+                          __global const float* c, const int has_c,
+                          const int M, const int N, const int K, const int a_panels, const int b_panels,
+                          const long scm, const long scn, const float alpha, const float beta)
+{
+    const int ip = get_global_id(0), jp = get_global_id(1), batch = get_global_id(2);
+    if (ip >= a_panels)
+        return;  // the grid is rounded up to whole work-groups
+    __global const float* ap = pa + ((long)batch * a_panels + ip) * K * MR;
+    __global const float16* bp = (__global const float16*)(pb + ((long)batch * b_panels + jp) * K * NR);
+
+    float16 acc[MR][NV];
+    #pragma unroll
+    for (int r = 0; r < MR; ++r)
+        #pragma unroll
+        for (int v = 0; v < NV; ++v)
+            acc[r][v] = (float16)(0.0f);
+
+    for (int k = 0; k < K; ++k) {
+        float16 bv[NV];
+        #pragma unroll
+        for (int v = 0; v < NV; ++v)
+            bv[v] = bp[k * NV + v];
+        #pragma unroll
+        for (int r = 0; r < MR; ++r) {
+            const float16 av = (float16)(ap[k * MR + r]);
+            #pragma unroll
+            for (int v = 0; v < NV; ++v)
+                acc[r][v] += av * bv[v];
+        }
     }
-    if (row < M && col < N) {
-        float v = alpha * acc;
-        if (has_c)
-            v += beta * c[row * scm + col * scn];
-        y[row * N + col] = v;
+
+    __global float* out = y + (long)batch * M * N;
+    #pragma unroll
+    for (int r = 0; r < MR; ++r) {
+        const int row = ip * MR + r;
+        if (row >= M)
+            break;
+        #pragma unroll
+        for (int v = 0; v < NV; ++v) {
+            const int col0 = jp * NR + v * 16;
+            const float16 scaled = alpha * acc[r][v];
+            if (!has_c && col0 + 16 <= N) {
+                vstore16(scaled, 0, out + (long)row * N + col0);
+                continue;
+            }
+            float lanes[16];
+            vstore16(scaled, 0, lanes);
+            for (int j = 0; j < 16 && col0 + j < N; ++j) {
+                const int col = col0 + j;
+                out[(long)row * N + col] = has_c ? lanes[j] + beta * c[row * scm + col * scn] : lanes[j];
+            }
+        }
     }
 }

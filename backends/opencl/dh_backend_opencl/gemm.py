@@ -1,0 +1,167 @@
+"""GEMM on the device (cl/gemm.cl): Gemm, batched MatMul with ONNX's broadcasting, and
+:func:`gemm`, the 2-D entry point other kernels (Conv by im2col) build on. All float32.
+
+Operands are packed into zero-padded panels, then each work-item computes an MR x NR
+block of the output in vector registers; the packing reads through element strides and
+per-batch offsets, so transposes, broadcast batches and a broadcast C need no copies."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from dh_core.ir import type_key
+from dh_core.ops.linalg import matmul_shape
+
+from .runtime import Runtime, source
+from .table import OpKernel, rank
+
+MR = 8
+"""Rows of A per work-item block."""
+NV = 2
+"""float16 vectors of B per work-item block: NR = 16 * NV columns."""
+NR = 16 * NV
+GROUP = 4
+"""Work-items per work-group along M: neighbouring row blocks share a packed B panel."""
+OPTIONS = f"-DMR={MR} -DNV={NV} -cl-mad-enable"
+
+
+def _blocks(n: int, step: int) -> int:
+    return -(-n // step)
+
+
+def batched_gemm(rt: Runtime, a, b, a_offsets: np.ndarray, b_offsets: np.ndarray, a_strides, b_strides,
+                 m: int, k: int, n: int, alpha: float = 1.0, beta: float = 0.0, c=None):
+    """``Y[i] = alpha * A_i @ B_i + beta * C`` for i over the batch, shape (batch, m, n).
+
+    ``A_i`` is the (m, k) matrix at element offset ``a_offsets[i]`` of ``a`` read with
+    ``a_strides`` (row, column) in elements; likewise ``B_i`` (k, n). ``C`` (rank <= 2)
+    broadcasts to (m, n) and is the same for every batch."""
+    batch = len(a_offsets)
+    y = rt.empty((batch, m, n), np.float32)
+    if batch == 0 or m == 0 or n == 0:
+        return y
+    a_panels, b_panels = _blocks(m, MR), _blocks(n, NR)
+    pa = rt.empty((max(1, batch * a_panels * MR * k),), np.float32)
+    pb = rt.empty((max(1, batch * b_panels * NR * k),), np.float32)
+    if k:
+        _pack(rt, pa, a, a_offsets, m, k, a_panels, MR, a_strides)
+        _pack(rt, pb, b, b_offsets, n, k, b_panels, NR, b_strides[::-1])
+    if c is not None:
+        cm, cn = (1,) * (2 - c.ndim) + tuple(c.shape)
+        c_strides = (cn if cm > 1 else 0, 1 if cn > 1 else 0)
+    else:
+        c_strides = (0, 0)
+    rt.kernel(source("gemm.cl"), "gemm_packed", OPTIONS)(
+        rt.queue, (_blocks(a_panels, GROUP) * GROUP, b_panels, batch), (GROUP, 1, 1),
+        y.data, pa.data, pb.data, c.data if c is not None and c.size else y.data, np.int32(c is not None),
+        np.int32(m), np.int32(n), np.int32(k), np.int32(a_panels), np.int32(b_panels),
+        *[np.int64(s) for s in c_strides], np.float32(alpha), np.float32(beta))
+    return y
+
+
+def _pack(rt: Runtime, dst, src, offsets: np.ndarray, rows: int, k: int, panels: int, width: int, strides):
+    """Copy a batch of (rows, k) operands read with ``strides`` (row, k) into panels of ``width`` rows."""
+    s_row, s_k = strides
+    k_first = abs(s_k) <= abs(s_row)
+    grid = (k, panels * width) if k_first else (panels * width, k)
+    rt.kernel(source("gemm.cl"), "pack", OPTIONS)(
+        rt.queue, (*grid, len(offsets)), None, dst.data, src.data, rt.constant(offsets).data,
+        np.int32(rows), np.int32(k), np.int32(panels), np.int32(width), np.int64(s_row), np.int64(s_k),
+        np.int32(k_first))
+
+
+_ORIGIN = np.zeros(1, np.int64)
+
+
+def gemm(rt: Runtime, a, b, a_strides, b_strides, m, k, n, alpha=1.0, beta=0.0, c=None):
+    """``alpha * A @ B + beta * C`` as an (m, n) device array: A (m, k) and B (k, n) read
+    from the start of ``a`` and ``b`` through element strides, C (rank <= 2) broadcast."""
+    y = batched_gemm(rt, a, b, _ORIGIN, _ORIGIN, a_strides, b_strides, m, k, n, alpha, beta, c)
+    return y.reshape((m, n))
+
+
+@dataclass(frozen=True)
+class MatMulPlan:
+    """How one pair of input shapes runs as a batched GEMM."""
+
+    m: int
+    k: int
+    n: int
+    a_offsets: np.ndarray
+    b_offsets: np.ndarray
+    out_shape: tuple[int, ...]
+
+    @classmethod
+    def of(cls, a_shape: tuple[int, ...], b_shape: tuple[int, ...]) -> MatMulPlan:
+        """ONNX (numpy) MatMul: 1-D operands promoted, batch dims broadcast. When B has no
+        batch dims, A's batch folds into its rows (one larger GEMM, as A is contiguous)."""
+        out_shape = tuple(matmul_shape(a_shape, b_shape))
+        a2 = (1,) + a_shape if len(a_shape) == 1 else a_shape
+        b2 = b_shape + (1,) if len(b_shape) == 1 else b_shape
+        (m, k), n = a2[-2:], b2[-1]
+        if len(b2) == 2:
+            rows = math.prod(a2[:-1])
+            return cls(rows, k, n, _ORIGIN, _ORIGIN, out_shape)
+        batch = np.broadcast_shapes(a2[:-2], b2[:-2])
+        return cls(m, k, n, _batch_offsets(a2, batch), _batch_offsets(b2, batch), out_shape)
+
+
+def _batch_offsets(shape: tuple[int, ...], batch: tuple[int, ...]) -> np.ndarray:
+    """Element offset of each matrix of a contiguous array of ``shape`` for every index
+    of the broadcast ``batch`` shape (0 stride along broadcast dims)."""
+    dims = (1,) * (len(batch) - (len(shape) - 2)) + shape[:-2]
+    matrix = shape[-2] * shape[-1]
+    strides = np.cumprod((1,) + dims[:0:-1])[::-1] * matrix
+    index = np.indices(batch, dtype=np.int64).reshape(len(batch), -1)
+    used = np.array([s if d > 1 else 0 for d, s in zip(dims, strides)], np.int64)
+    return np.ascontiguousarray(used @ index if len(batch) else np.zeros(1, np.int64))
+
+
+def matmul_factory(rt: Runtime):
+    plans: dict[tuple, MatMulPlan] = {}
+
+    def run(a, b):
+        key = (a.shape, b.shape)
+        plan = plans.get(key)
+        if plan is None:
+            plan = plans[key] = MatMulPlan.of(*key)
+        y = batched_gemm(rt, a, b, plan.a_offsets, plan.b_offsets, (plan.k, 1), (plan.n, 1),
+                         plan.m, plan.k, plan.n)
+        return y.reshape(plan.out_shape)
+
+    return run
+
+
+def gemm_factory(rt: Runtime, attrs: dict):
+    alpha, beta = float(attrs["alpha"]), float(attrs["beta"])
+    trans_a, trans_b = bool(attrs["transA"]), bool(attrs["transB"])
+
+    def run(a, b, c=None):
+        m, k = a.shape[::-1] if trans_a else a.shape
+        n = b.shape[0] if trans_b else b.shape[1]
+        a_strides = (1, m) if trans_a else (k, 1)
+        b_strides = (1, k) if trans_b else (n, 1)
+        return gemm(rt, a, b, a_strides, b_strides, m, k, n, alpha, beta, c)
+
+    return run
+
+
+def _float32(types, ranks) -> bool:
+    return all(type_key(t) == "float32" and rank(t) in ranks for t in types)
+
+
+def _matmul_check(node, types):
+    return len(types) == 2 and _float32(types, range(1, 64))
+
+
+def _gemm_check(node, types):
+    a, b, *c = types
+    return _float32([a, b], (2,)) and len(c) <= 1 and _float32(c, (0, 1, 2))
+
+
+KERNELS = {
+    "MatMul": OpKernel(_matmul_check, lambda rt, node, types, attrs: matmul_factory(rt)),
+    "Gemm": OpKernel(_gemm_check, lambda rt, node, types, attrs: gemm_factory(rt, attrs)),
+}

@@ -63,13 +63,9 @@ def batched_gemm(rt: Runtime, a, b, a_offsets: np.ndarray, b_offsets: np.ndarray
 
 def _pack(rt: Runtime, dst, src, offsets: np.ndarray, rows: int, k: int, panels: int, width: int, strides):
     """Copy a batch of (rows, k) operands read with ``strides`` (row, k) into panels of ``width`` rows."""
-    s_row, s_k = strides
-    k_first = abs(s_k) <= abs(s_row)
-    grid = (k, panels * width) if k_first else (panels * width, k)
     rt.kernel(source("gemm.cl"), "pack", OPTIONS)(
-        rt.queue, (*grid, len(offsets)), None, dst.data, src.data, rt.constant(offsets).data,
-        np.int32(rows), np.int32(k), np.int32(panels), np.int32(width), np.int64(s_row), np.int64(s_k),
-        np.int32(k_first))
+        rt.queue, (k, panels, len(offsets)), None, dst.data, src.data, rt.constant(offsets).data,
+        np.int32(rows), np.int32(k), np.int32(panels), np.int32(width), *[np.int64(s) for s in strides])
 
 
 _ORIGIN = np.zeros(1, np.int64)

@@ -17,15 +17,19 @@
 
 __kernel void pack(__global float* dst, __global const float* src, __global const long* offsets,
                    const int rows, const int K, const int panels, const int width,
-                   const long s_row, const long s_k, const int k_first)
+                   const long s_row, const long s_k)
 {
     // Element (row, k) of the operand is src[offset + row * s_row + k * s_k]; it goes to
-    // dst[batch][row / width][k][row % width]. The grid's first dim walks the smaller stride.
-    const int i0 = get_global_id(0), i1 = get_global_id(1), batch = get_global_id(2);
-    const int k = k_first ? i0 : i1, row = k_first ? i1 : i0;
-    const int p = row / width, r = row % width;
-    __global const float* from = src + offsets[batch];
-    dst[(((long)batch * panels + p) * K + k) * width + r] = row < rows ? from[row * s_row + k * s_k] : 0.0f;
+    // dst[batch][row / width][k][row % width]. Each work-item copies the width rows of
+    // one panel at one k; neighbouring work-items take neighbouring k.
+    const int k = get_global_id(0), p = get_global_id(1), batch = get_global_id(2);
+    __global const float* from = src + offsets[batch] + (long)p * width * s_row + k * s_k;
+    __global float* to = dst + (((long)batch * panels + p) * K + k) * width;
+    const int valid = min(width, rows - p * width);
+    for (int r = 0; r < valid; ++r)
+        to[r] = from[r * s_row];
+    for (int r = valid; r < width; ++r)
+        to[r] = 0.0f;
 }
 
 __kernel void gemm_packed(__global float* y, __global const float* pa, __global const float* pb,

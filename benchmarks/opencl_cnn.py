@@ -3,7 +3,7 @@
     python benchmarks/opencl_cnn.py [--image 224] [--batch 1] [--repeat 10]
 
 Runs Session(backends=["opencl", "cpu"]) and Session(backends=["cpu"]) on the same graph,
-checks that they agree, and prints the median and best latency of each, the OpenCL
+checks that they agree, times them in turn within each repeat, and prints the median and best latency of each, the OpenCL
 device, the share of plan nodes placed on opencl (ops no OpenCL kernel takes fall back
 to the CPU backend), which ops run where, and the copies between partitions.
 """
@@ -13,7 +13,7 @@ import argparse
 from collections import Counter
 
 import numpy as np
-from _common import header, median_seconds
+from _common import header, interleaved_seconds
 
 import dh_core as dh
 from dh_core.zoo import resnet
@@ -53,8 +53,8 @@ def main() -> None:
         print(f"  {name}: {ops}")
 
     np.testing.assert_allclose(mixed.run({"input": x})[0], cpu.run({"input": x})[0], rtol=1e-3, atol=1e-3)
-    mixed_med, mixed_best = median_seconds(lambda: mixed.run({"input": x}), args.repeat)
-    cpu_med, cpu_best = median_seconds(lambda: cpu.run({"input": x}), args.repeat)
+    (mixed_med, mixed_best), (cpu_med, cpu_best) = interleaved_seconds(
+        [lambda: mixed.run({"input": x}), lambda: cpu.run({"input": x})], args.repeat)
     print(f"opencl+cpu  median {mixed_med * 1e3:9.2f} ms   best {mixed_best * 1e3:9.2f} ms")
     print(f"cpu         median {cpu_med * 1e3:9.2f} ms   best {cpu_best * 1e3:9.2f} ms")
     print(f"speed-up of opencl+cpu over cpu (medians): {cpu_med / mixed_med:.2f}x")

@@ -24,6 +24,9 @@ NV = 2
 NR = 16 * NV
 GROUP = 4
 """Work-items per work-group along M: neighbouring row blocks share a packed B panel."""
+PACK_CHUNK = 4096
+"""Elements one work-item of the pack kernel copies (a panel's rows over a range of k):
+PoCL runs each work-group as a task with a fixed cost, so the work-items are large."""
 OPTIONS = f"-DMR={MR} -DNV={NV} -cl-mad-enable"
 
 
@@ -63,9 +66,11 @@ def batched_gemm(rt: Runtime, a, b, a_offsets: np.ndarray, b_offsets: np.ndarray
 
 def _pack(rt: Runtime, dst, src, offsets: np.ndarray, rows: int, k: int, panels: int, width: int, strides):
     """Copy a batch of (rows, k) operands read with ``strides`` (row, k) into panels of ``width`` rows."""
+    kc = max(1, PACK_CHUNK // width)
     rt.kernel(source("gemm.cl"), "pack", OPTIONS)(
-        rt.queue, (k, panels, len(offsets)), None, dst.data, src.data, rt.constant(offsets).data,
-        np.int32(rows), np.int32(k), np.int32(panels), np.int32(width), *[np.int64(s) for s in strides])
+        rt.queue, (panels, _blocks(k, kc), len(offsets)), (1, 1, 1), dst.data, src.data, rt.constant(offsets).data,
+        np.int32(rows), np.int32(k), np.int32(panels), np.int32(width), np.int32(kc),
+        *[np.int64(s) for s in strides])
 
 
 _ORIGIN = np.zeros(1, np.int64)

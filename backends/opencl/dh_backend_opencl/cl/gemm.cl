@@ -16,20 +16,30 @@
 #define NR (NV * 16)
 
 __kernel void pack(__global float* dst, __global const float* src, __global const long* offsets,
-                   const int rows, const int K, const int panels, const int width,
+                   const int rows, const int K, const int panels, const int width, const int kc,
                    const long s_row, const long s_k)
 {
     // Element (row, k) of the operand is src[offset + row * s_row + k * s_k]; it goes to
-    // dst[batch][row / width][k][row % width]. Each work-item copies the width rows of
-    // one panel at one k; neighbouring work-items take neighbouring k.
-    const int k = get_global_id(0), p = get_global_id(1), batch = get_global_id(2);
-    __global const float* from = src + offsets[batch] + (long)p * width * s_row + k * s_k;
-    __global float* to = dst + (((long)batch * panels + p) * K + k) * width;
-    const int valid = min(width, rows - p * width);
-    for (int r = 0; r < valid; ++r)
-        to[r] = from[r * s_row];
-    for (int r = valid; r < width; ++r)
-        to[r] = 0.0f;
+    // dst[batch][row / width][k][row % width]. Each work-item copies one panel over a
+    // chunk of kc values of k (few, large work-items: PoCL pays per work-group). PoCL
+    // calls builtins (min, vload) out of line, so the loops here use none.
+    const int p = get_global_id(0), k0 = get_global_id(1) * kc, batch = get_global_id(2);
+    const int k1 = K < k0 + kc ? K : k0 + kc;
+    const int valid = rows - p * width < width ? rows - p * width : width;
+    __global const float* from = src + offsets[batch] + (long)p * width * s_row;
+    __global float* to = dst + ((long)batch * panels + p) * K * width;
+    if (s_row == 1 && valid == width) {  // rows adjacent in memory: a unit-stride copy
+        for (int k = k0; k < k1; ++k)
+            for (int r = 0; r < width; ++r)
+                to[k * width + r] = from[k * s_k + r];
+        return;
+    }
+    for (int k = k0; k < k1; ++k) {
+        for (int r = 0; r < valid; ++r)
+            to[k * width + r] = from[r * s_row + k * s_k];
+        for (int r = valid; r < width; ++r)
+            to[k * width + r] = 0.0f;
+    }
 }
 
 __kernel void gemm_packed(__global float* y, __global const float* pa, __global const float* pb,

@@ -8,6 +8,7 @@ line for each.
 """
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from dataclasses import dataclass, field
@@ -123,6 +124,7 @@ class Runtime:
         return cl_array.to_device(self.queue, array)
 
 
+@functools.cache
 def source(name: str) -> str:
-    """The text of a kernel file shipped in ``cl/``."""
+    """The text of a kernel file shipped in ``cl/`` (read once per process)."""
     return resources.files(__package__).joinpath("cl", name).read_text()

@@ -10,6 +10,7 @@ pytest.importorskip("pyopencl", reason="pyopencl is not installed")
 pytest.importorskip("dh_backend_opencl", reason="dh-backend-opencl is not installed")
 
 from dh_backend_opencl import kernels
+from dh_backend_opencl import gemm as gemm_module
 from dh_backend_opencl.gemm import MR, NR, MatMulPlan
 
 from dh_core import Session
@@ -56,9 +57,9 @@ def test_batched_matmul_broadcasts_like_numpy(a_shape, b_shape):
 
 def test_matmul_plan_rejects_mismatched_inner_dims():
     with pytest.raises(ShapeError):
-        MatMulPlan.of((2, 3), (4, 5))
+        MatMulPlan.of((2, 3), (4, 5), (3, 1), (5, 1))
     with pytest.raises(ShapeError):
-        MatMulPlan.of((2, 3, 4), (3, 4, 5))
+        MatMulPlan.of((2, 3, 4), (3, 4, 5), (12, 4, 1), (20, 5, 1))
 
 
 @pytest.mark.parametrize("trans_a,trans_b", [(0, 0), (1, 0), (0, 1), (1, 1)])
@@ -98,3 +99,25 @@ def test_batched_matmul_session_stays_on_the_device():
     feeds = {"q": draw("float32", (2, 4, 9, 16)), "k": draw("float32", (2, 4, 16, 9))}
     expected = Session(graph, backends=["cpu"]).run(feeds)[0]
     np.testing.assert_allclose(sess.run(feeds)[0], expected, rtol=1e-4, atol=1e-4)
+
+
+VIEWS = {  # name: (stored shape for a logical (rows, cols), the view; numpy and pyopencl alike)
+    "plain": (lambda r, c: (r, c), lambda x: x),
+    "transposed": (lambda r, c: (c, r), lambda x: x.transpose()),
+    "every_other_column": (lambda r, c: (r, 2 * c), lambda x: x[:, ::2]),
+    "batch_transposed": (lambda r, c: (3, c, r), lambda x: x.transpose((0, 2, 1))),
+}
+
+
+@pytest.mark.parametrize("a_view,b_view", [
+    ("transposed", "plain"), ("plain", "every_other_column"), ("batch_transposed", "batch_transposed"),
+    ("batch_transposed", "plain"), ("every_other_column", "batch_transposed"),
+])
+def test_matmul_reads_strided_views(a_view, b_view):
+    """Device views (a transpose, a stepped slice) are read through their own strides."""
+    rt = BACKEND.runtime(DEVICE)
+    (a_stored, a_of), (b_stored, b_of) = VIEWS[a_view], VIEWS[b_view]
+    a, b = draw("float32", a_stored(9, 20)), draw("float32", b_stored(20, 35))
+    actual = gemm_module.matmul_factory(rt)(a_of(rt.upload(a)), b_of(rt.upload(b))).get()
+    a, b = a_of(a), b_of(b)
+    assert_close(actual, ours("MatMul", [a, b])[0], np.abs(a) @ np.abs(b))

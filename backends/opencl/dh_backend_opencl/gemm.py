@@ -51,11 +51,7 @@ def batched_gemm(rt: Runtime, a, b, a_offsets: np.ndarray, b_offsets: np.ndarray
     if k:
         _pack(rt, pa, a, a_offsets, m, k, a_panels, MR, a_strides)
         _pack(rt, pb, b, b_offsets, n, k, b_panels, NR, b_strides[::-1])
-    if c is not None:
-        cm, cn = (1,) * (2 - c.ndim) + tuple(c.shape)
-        c_strides = (cn if cm > 1 else 0, 1 if cn > 1 else 0)
-    else:
-        c_strides = (0, 0)
+    c_strides = (0, 0) if c is None else _broadcast_strides(c.shape, element_strides(c), 2)
     rt.kernel(source("gemm.cl"), "gemm_packed", OPTIONS)(
         rt.queue, (_blocks(a_panels, GROUP) * GROUP, b_panels, batch), (GROUP, 1, 1),
         y.data, pa.data, pb.data, c.data if c is not None and c.size else y.data, np.int32(c is not None),
@@ -83,52 +79,75 @@ def gemm(rt: Runtime, a, b, a_strides, b_strides, m, k, n, alpha=1.0, beta=0.0, 
     return y.reshape((m, n))
 
 
+def element_strides(array) -> tuple[int, ...]:
+    """The strides of a device array in elements (views such as transposes have their own)."""
+    return tuple(s // array.dtype.itemsize for s in array.strides)
+
+
+def _broadcast_strides(shape, strides, rank: int) -> tuple[int, ...]:
+    """``strides`` right-aligned to ``rank`` dims, 0 along dims of size 1 (broadcast)."""
+    pad = rank - len(shape)
+    return (0,) * pad + tuple(0 if d == 1 else s for d, s in zip(shape, strides))
+
+
 @dataclass(frozen=True)
 class MatMulPlan:
-    """How one pair of input shapes runs as a batched GEMM."""
+    """How one pair of operand layouts runs as a batched GEMM."""
 
     m: int
     k: int
     n: int
     a_offsets: np.ndarray
     b_offsets: np.ndarray
+    a_strides: tuple[int, int]
+    b_strides: tuple[int, int]
     out_shape: tuple[int, ...]
 
     @classmethod
-    def of(cls, a_shape: tuple[int, ...], b_shape: tuple[int, ...]) -> MatMulPlan:
-        """ONNX (numpy) MatMul: 1-D operands promoted, batch dims broadcast. When B has no
-        batch dims, A's batch folds into its rows (one larger GEMM, as A is contiguous)."""
+    def of(cls, a_shape: tuple[int, ...], b_shape: tuple[int, ...],
+           a_strides: tuple[int, ...], b_strides: tuple[int, ...]) -> MatMulPlan:
+        """ONNX (numpy) MatMul on operands with element strides: 1-D operands promoted,
+        batch dims broadcast. When B has no batch dims and A's batch and row dims form one
+        evenly strided axis, A's batch folds into its rows (one larger GEMM)."""
         out_shape = tuple(matmul_shape(a_shape, b_shape))
-        a2 = (1,) + a_shape if len(a_shape) == 1 else a_shape
-        b2 = b_shape + (1,) if len(b_shape) == 1 else b_shape
-        (m, k), n = a2[-2:], b2[-1]
-        if len(b2) == 2:
-            rows = math.prod(a2[:-1])
-            return cls(rows, k, n, _ORIGIN, _ORIGIN, out_shape)
-        batch = np.broadcast_shapes(a2[:-2], b2[:-2])
-        return cls(m, k, n, _batch_offsets(a2, batch), _batch_offsets(b2, batch), out_shape)
+        if len(a_shape) == 1:
+            a_shape, a_strides = (1,) + a_shape, (0,) + a_strides
+        if len(b_shape) == 1:
+            b_shape, b_strides = b_shape + (1,), b_strides + (0,)
+        (m, k), n = a_shape[-2:], b_shape[-1]
+        if len(b_shape) == 2 and _rows_fold(a_shape, a_strides):
+            return cls(math.prod(a_shape[:-1]), k, n, _ORIGIN, _ORIGIN, a_strides[-2:], b_strides, out_shape)
+        batch = np.broadcast_shapes(a_shape[:-2], b_shape[:-2])
+        return cls(m, k, n, _batch_offsets(a_shape, a_strides, batch), _batch_offsets(b_shape, b_strides, batch),
+                   a_strides[-2:], b_strides[-2:], out_shape)
 
 
-def _batch_offsets(shape: tuple[int, ...], batch: tuple[int, ...]) -> np.ndarray:
-    """Element offset of each matrix of a contiguous array of ``shape`` for every index
-    of the broadcast ``batch`` shape (0 stride along broadcast dims)."""
-    dims = (1,) * (len(batch) - (len(shape) - 2)) + shape[:-2]
-    matrix = shape[-2] * shape[-1]
-    strides = np.cumprod((1,) + dims[:0:-1])[::-1] * matrix
+def _rows_fold(shape: tuple[int, ...], strides: tuple[int, ...]) -> bool:
+    """Whether dims ``shape[:-1]`` walk one axis with the row stride ``strides[-2]``."""
+    expected = strides[-2]
+    for size, stride in zip(shape[-2::-1], strides[-2::-1]):
+        if size != 1 and stride != expected:
+            return False
+        expected = stride * size if size != 1 else expected
+    return True
+
+
+def _batch_offsets(shape: tuple[int, ...], strides: tuple[int, ...], batch: tuple[int, ...]) -> np.ndarray:
+    """Element offset of the matrix of an operand for every index of the broadcast ``batch``."""
+    used = np.array(_broadcast_strides(shape[:-2], strides[:-2], len(batch)), np.int64)
     index = np.indices(batch, dtype=np.int64).reshape(len(batch), -1)
-    used = np.array([s if d > 1 else 0 for d, s in zip(dims, strides)], np.int64)
-    return np.ascontiguousarray(used @ index if len(batch) else np.zeros(1, np.int64))
+    return np.ascontiguousarray(used @ index)
 
 
 def matmul_factory(rt: Runtime):
     plans: dict[tuple, MatMulPlan] = {}
 
     def run(a, b):
-        key = (a.shape, b.shape)
+        key = (a.shape, b.shape, element_strides(a), element_strides(b))
         plan = plans.get(key)
         if plan is None:
             plan = plans[key] = MatMulPlan.of(*key)
-        y = batched_gemm(rt, a, b, plan.a_offsets, plan.b_offsets, (plan.k, 1), (plan.n, 1),
+        y = batched_gemm(rt, a, b, plan.a_offsets, plan.b_offsets, plan.a_strides, plan.b_strides,
                          plan.m, plan.k, plan.n)
         return y.reshape(plan.out_shape)
 
@@ -142,9 +161,9 @@ def gemm_factory(rt: Runtime, attrs: dict):
     def run(a, b, c=None):
         m, k = a.shape[::-1] if trans_a else a.shape
         n = b.shape[0] if trans_b else b.shape[1]
-        a_strides = (1, m) if trans_a else (k, 1)
-        b_strides = (1, k) if trans_b else (n, 1)
-        return gemm(rt, a, b, a_strides, b_strides, m, k, n, alpha, beta, c)
+        a_strides, b_strides = element_strides(a), element_strides(b)
+        return gemm(rt, a, b, a_strides[::-1] if trans_a else a_strides, b_strides[::-1] if trans_b else b_strides,
+                    m, k, n, alpha, beta, c)
 
     return run
 

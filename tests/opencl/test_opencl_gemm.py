@@ -11,15 +11,20 @@ pytest.importorskip("dh_backend_opencl", reason="dh-backend-opencl is not instal
 
 from dh_backend_opencl import kernels
 from dh_backend_opencl import gemm as gemm_module
-from dh_backend_opencl.gemm import MR, NR, MatMulPlan
+from dh_backend_opencl.gemm import IN_PLACE_B_ROWS, MR, NR, MatMulPlan
 
 from dh_core import Session
 from dh_core.builder import GraphBuilder
 from dh_core.errors import ShapeError
 from tests.ops.oracle import ours
-from tests.opencl.test_opencl_backend import BACKEND, DEVICE, draw, run
+from tests.opencl.test_opencl_backend import BACKEND, DEVICE, run
 
 ODD = (1, 7, 17, 33, 65)
+RNG = np.random.default_rng(7)  # its own stream: draws elsewhere do not shift with these tests
+
+
+def draw(dtype: str, shape) -> np.ndarray:
+    return RNG.normal(0, 2, shape).astype(dtype)
 
 
 def assert_close(actual, expected, magnitude) -> None:
@@ -43,6 +48,19 @@ def test_matmul_odd_sizes(m, k, n):
 @pytest.mark.parametrize("m,k,n", [(0, 5, 3), (4, 5, 0), (2 * MR + 1, 3, 3 * NR - 1), (129, 100, 70)])
 def test_matmul_block_edges_and_empty(m, k, n):
     check_matmul((m, k), (k, n))
+
+
+@pytest.mark.parametrize("a_shape,b_shape,in_place", [
+    ((1, 1), (1, 16), True), ((7, 17), (17, 48), True), ((33, 65), (65, 64), True),
+    ((IN_PLACE_B_ROWS, 9), (9, 96), True), ((IN_PLACE_B_ROWS + 1, 9), (9, 96), False),
+    ((3, 7, 20), (3, 20, 48), True), ((2, 1, 5, 17), (3, 17, 32), True), ((17,), (2, 17, 16), True),
+])
+def test_matmul_b_in_place_or_packed(a_shape, b_shape, in_place):
+    """Row-major B with N a multiple of 16 under few rows of A is read without packing."""
+    rt = BACKEND.runtime(DEVICE)
+    m, n = (a_shape[-2] if len(a_shape) > 1 else 1), b_shape[-1]
+    assert gemm_module._b_in_place(rt, np.zeros(1, np.int64), (n, 1), m, n) == in_place
+    check_matmul(a_shape, b_shape)
 
 
 @pytest.mark.parametrize("a_shape,b_shape", [

@@ -24,6 +24,9 @@ NV = 2
 NR = 16 * NV
 GROUP = 4
 """Work-items per work-group along M: neighbouring row blocks share a packed B panel."""
+IN_PLACE_B_ROWS = 128
+"""Up to this many rows of A, a row-major B with aligned rows is read in place: packing
+it costs a pass over B that too few row blocks repay."""
 PACK_CHUNK = 4096
 """Elements one work-item of the pack kernel copies (a panel's rows over a range of k):
 PoCL runs each work-group as a task with a fixed cost, so the work-items are large."""
@@ -47,17 +50,32 @@ def batched_gemm(rt: Runtime, a, b, a_offsets: np.ndarray, b_offsets: np.ndarray
         return y
     a_panels, b_panels = _blocks(m, MR), _blocks(n, NR)
     pa = rt.empty((max(1, batch * a_panels * MR * k),), np.float32)
-    pb = rt.empty((max(1, batch * b_panels * NR * k),), np.float32)
     if k:
         _pack(rt, pa, a, a_offsets, m, k, a_panels, MR, a_strides)
-        _pack(rt, pb, b, b_offsets, n, k, b_panels, NR, b_strides[::-1])
+    if k and _b_in_place(rt, b_offsets, b_strides, m, n):
+        b_data, b_table, b_panel, ldb16, b_cols = b.data, b_offsets, NR, b_strides[0] // 16, n
+    else:
+        pb = rt.empty((max(1, batch * b_panels * NR * k),), np.float32)
+        if k:
+            _pack(rt, pb, b, b_offsets, n, k, b_panels, NR, b_strides[::-1])
+        b_table = np.arange(batch, dtype=np.int64) * (b_panels * NR * k)
+        b_data, b_panel, ldb16, b_cols = pb.data, NR * k, NV, NR * b_panels
     c_strides = (0, 0) if c is None else _broadcast_strides(c.shape, element_strides(c), 2)
     rt.kernel(source("gemm.cl"), "gemm_packed", OPTIONS)(
         rt.queue, (_blocks(a_panels, GROUP) * GROUP, b_panels, batch), (GROUP, 1, 1),
-        y.data, pa.data, pb.data, c.data if c is not None and c.size else y.data, np.int32(c is not None),
-        np.int32(m), np.int32(n), np.int32(k), np.int32(a_panels), np.int32(b_panels),
+        y.data, pa.data, b_data, rt.constant(b_table).data, np.int64(b_panel), np.int32(ldb16), np.int32(b_cols),
+        c.data if c is not None and c.size else y.data, np.int32(c is not None),
+        np.int32(m), np.int32(n), np.int32(k), np.int32(a_panels),
         *[np.int64(s) for s in c_strides], np.float32(alpha), np.float32(beta))
     return y
+
+
+def _b_in_place(rt: Runtime, offsets: np.ndarray, strides, m: int, n: int) -> bool:
+    """Whether B can be read in place as float16 vectors: small M, unit column stride, and
+    N, the row stride and every batch offset multiples of 16 floats (64-byte aligned)."""
+    row_stride, col_stride = strides
+    return (m <= IN_PLACE_B_ROWS and col_stride == 1 and n % 16 == 0 and row_stride % 16 == 0
+            and not (offsets % 16).any() and rt.device.mem_base_addr_align >= 512)
 
 
 def _pack(rt: Runtime, dst, src, offsets: np.ndarray, rows: int, k: int, panels: int, width: int, strides):

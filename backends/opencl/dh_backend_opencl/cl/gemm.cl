@@ -1,4 +1,4 @@
-// Packed, register-blocked GEMM for a batch of products:
+// Register-blocked GEMM on packed panels, for a batch of products:
 //     Y[b, m, n] = alpha * sum_k A_b[m, k] B_b[k, n] + beta * C[m, n]
 // pack copies each operand (read through element strides, from the offset of its
 // batch) into zero-padded panels: A into panels of MR rows stored k-major ([K][MR]),
@@ -6,7 +6,8 @@
 // gemm_packed then gives each work-item one MR x NR block of Y: per k it loads NV
 // float16 vectors of B and broadcasts MR values of A, so the inner loop is MR * NV
 // vector multiply-adds on registers (build with -cl-mad-enable so they fuse).
-// Padding makes the inner loop branch-free; only the store checks the edges.
+// Padding makes the inner loop branch-free; only the store checks the edges. When few
+// row blocks share each B panel, B is read in place instead of packed (see below).
 #ifndef MR
 #define MR 8
 #endif
@@ -42,16 +43,29 @@ __kernel void pack(__global float* dst, __global const float* src, __global cons
     }
 }
 
-__kernel void gemm_packed(__global float* y, __global const float* pa, __global const float* pb,
+// B is read as float16 vectors: vector v of panel jp at k is at
+//     b + b_offsets[batch] + jp * b_panel + k * 16 * ldb16 + 16 * v,
+// clamped to end by column b_cols. Packed panels: b_panel = K * NR, ldb16 = NV and
+// b_cols = NR * panels; B in place (row-major, N and its row stride multiples of 16,
+// 64-byte aligned): b_panel = NR, ldb16 = row stride / 16 and b_cols = N, so the last
+// panel's loads stay inside the row (columns past N are computed but not stored).
+__kernel void gemm_packed(__global float* y, __global const float* pa, __global const float* b,
+                          __global const long* b_offsets, const long b_panel, const int ldb16, const int b_cols,
                           __global const float* c, const int has_c,
-                          const int M, const int N, const int K, const int a_panels, const int b_panels,
+                          const int M, const int N, const int K, const int a_panels,
                           const long scm, const long scn, const float alpha, const float beta)
 {
     const int ip = get_global_id(0), jp = get_global_id(1), batch = get_global_id(2);
     if (ip >= a_panels)
         return;  // the grid is rounded up to whole work-groups
     __global const float* ap = pa + ((long)batch * a_panels + ip) * K * MR;
-    __global const float16* bp = (__global const float16*)(pb + ((long)batch * b_panels + jp) * K * NR);
+    __global const float* panel = b + b_offsets[batch] + jp * b_panel;
+    __global const float16* bp[NV];
+    #pragma unroll
+    for (int v = 0; v < NV; ++v) {
+        const int last = b_cols - 16 - jp * NR;
+        bp[v] = (__global const float16*)(panel + (v * 16 < last ? v * 16 : last));
+    }
 
     float16 acc[MR][NV];
     #pragma unroll
@@ -64,7 +78,7 @@ __kernel void gemm_packed(__global float* y, __global const float* pa, __global 
         float16 bv[NV];
         #pragma unroll
         for (int v = 0; v < NV; ++v)
-            bv[v] = bp[k * NV + v];
+            bv[v] = bp[v][k * ldb16];
         #pragma unroll
         for (int r = 0; r < MR; ++r) {
             const float16 av = (float16)(ap[k * MR + r]);

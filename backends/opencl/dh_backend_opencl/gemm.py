@@ -1,9 +1,10 @@
 """GEMM on the device (cl/gemm.cl): Gemm, batched MatMul with ONNX's broadcasting, and
 :func:`gemm`, the 2-D entry point other kernels (Conv by im2col) build on. All float32.
 
-Operands are packed into zero-padded panels, then each work-item computes an MR x NR
-block of the output in vector registers; the packing reads through element strides and
-per-batch offsets, so transposes, broadcast batches and a broadcast C need no copies."""
+Operands are packed into zero-padded panels (B is read in place when A has few rows and
+B's rows suit aligned vector loads), then each work-item computes an MR x NR block of the
+output in vector registers; the packing reads through element strides and per-batch
+offsets, so transposes, broadcast batches and a broadcast C need no copies."""
 from __future__ import annotations
 
 import math

@@ -38,6 +38,8 @@ class CacheStats:
 
 
 STATS = CacheStats()
+CONSTANTS_KEPT = 256
+"""How many small metadata arrays (Runtime.constant) a device keeps uploaded."""
 
 
 def all_devices() -> list[tuple[cl.Platform, cl.Device]]:
@@ -110,12 +112,15 @@ class Runtime:
         return cl_array.empty(self.queue, tuple(shape), np.dtype(dtype))
 
     def constant(self, array: np.ndarray) -> cl_array.Array:
-        """A device copy of a small host array (kernel metadata), uploaded once per content;
-        kernels must only read it."""
+        """A device copy of a small host array (kernel metadata), uploaded once per content
+        and kept for the last ``CONSTANTS_KEPT`` contents; kernels must only read it."""
         key = (array.dtype.str, array.shape, array.tobytes())
-        found = self.constants.get(key)
+        found = self.constants.pop(key, None)
         if found is None:
-            found = self.constants[key] = self.upload(array)
+            found = self.upload(array)
+            if len(self.constants) >= CONSTANTS_KEPT:
+                del self.constants[next(iter(self.constants))]
+        self.constants[key] = found  # most recently used last
         return found
 
     def upload(self, array: np.ndarray) -> cl_array.Array:

@@ -82,7 +82,7 @@ def test_matmul_plan_rejects_mismatched_inner_dims():
 
 @pytest.mark.parametrize("trans_a,trans_b", [(0, 0), (1, 0), (0, 1), (1, 1)])
 @pytest.mark.parametrize("c_shape", [None, (), (1,), "n", "m1", "mn"])
-@pytest.mark.parametrize("m,k,n", [(1, 7, 1), (33, 17, 65), (7, 0, 5)])
+@pytest.mark.parametrize("m,k,n", [(1, 7, 1), (33, 17, 65), (7, 0, 5), (7, 9, 48)])
 def test_gemm_transposes_and_broadcast_c(trans_a, trans_b, c_shape, m, k, n):
     a = draw("float32", (k, m) if trans_a else (m, k))
     b = draw("float32", (n, k) if trans_b else (k, n))

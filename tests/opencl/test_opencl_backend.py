@@ -170,7 +170,8 @@ def test_supports_is_exact():
     assert not supports("Add", TensorType("float64", (2, 3)), TensorType("float64", (2, 3)))
     assert not supports("Div", TensorType("int32", (2,)), TensorType("int32", (2,)))
     assert not supports("Max", f32, f32, f32)
-    assert not supports("MatMul", TensorType("float32", (2, 2, 3)), TensorType("float32", (3, 4)))
+    assert supports("MatMul", TensorType("float32", (2, 2, 3)), TensorType("float32", (3, 4)))
+    assert not supports("MatMul", TensorType("float64", (2, 3)), TensorType("float64", (3, 4)))
     assert not supports("MatMul", TensorType("float32", None), f32)
     assert not supports("Cos", f32)
     assert not supports("Where", f32, f32, f32)
@@ -241,3 +242,15 @@ def test_second_process_compiles_nothing(tmp_path):
     compiled, hits = counts()
     assert compiled > 0 and hits == 0
     assert counts() == (0, compiled)
+
+
+def test_constants_are_uploaded_once_and_bounded():
+    from dh_backend_opencl.runtime import CONSTANTS_KEPT
+
+    rt = OpenCLBackend().runtime(DEVICE)
+    origin = rt.constant(np.zeros(1, np.int64))
+    for i in range(1, CONSTANTS_KEPT + 10):
+        rt.constant(np.arange(i, dtype=np.int64))
+        assert rt.constant(np.zeros(1, np.int64)) is origin  # recently used: kept
+    assert len(rt.constants) == CONSTANTS_KEPT
+    assert np.array_equal(rt.constant(np.arange(3, dtype=np.int64)).get(), np.arange(3))

@@ -12,11 +12,11 @@ from dh_core.ops import registry
 from dh_core.backend import Device, KernelBackend, Program, host_free
 from dh_core.ir import Graph, Node, TensorType
 
-from . import conv, elementwise, kernels, normalization, pool
+from . import conv, elementwise, gemm, kernels, normalization, pool
 from .table import OpKernel
 
 KERNELS: dict[str, OpKernel] = {}
-for _module in (elementwise, kernels, conv, pool, normalization):
+for _module in (elementwise, gemm, kernels, conv, pool, normalization):
     KERNELS.update(_module.KERNELS)
 
 

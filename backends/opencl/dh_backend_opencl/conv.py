@@ -13,7 +13,7 @@ from dh_core.ir import type_key
 from dh_core.ops.conv import AUTO_PADS
 
 from .geometry import Windows
-from .kernels import _gemm
+from .gemm import gemm
 from .runtime import Runtime, source
 from .table import OpKernel, rank
 
@@ -71,7 +71,7 @@ def conv_factory(rt: Runtime, attrs: dict):
             if rows:
                 im2col(rt.queue, (cols, rows), None, p.col.data, xs, p.meta.data, np.int32(c), np.int32(0))
             c_in = None if b is None else b.reshape(m, 1)
-            part = _gemm(rt, w, p.col, (rows, 1), (cols, 1), m, rows, cols, 1.0, 1.0, c_in)
+            part = gemm(rt, w, p.col, (rows, 1), (cols, 1), m, rows, cols, 1.0, 1.0, c_in)
             return part.reshape(p.out_shape)
         for g in range(group):
             weights = w
@@ -81,7 +81,7 @@ def conv_factory(rt: Runtime, attrs: dict):
                 weights = p.weights
                 cl.enqueue_copy(rt.queue, weights.data, w.data, byte_count=mg * rows * FLOAT,
                                 src_offset=g * mg * rows * FLOAT)
-            part = _gemm(rt, weights, p.col, (rows, 1), (cols, 1), mg, rows, cols)
+            part = gemm(rt, weights, p.col, (rows, 1), (cols, 1), mg, rows, cols)
             place(rt.queue, (cols, mg), None, y.data, part.data, bias, np.int32(b is not None), p.meta.data,
                   np.int32(m), np.int32(g * mg))
         return y

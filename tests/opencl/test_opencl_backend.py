@@ -138,7 +138,14 @@ def test_reduce_matches_reference(op, axes, keepdims):
     x = draw("float32", (3, 70, 5))
     inputs = [x, None if axes is None else np.array(axes, np.int64)]
     attrs = {"keepdims": keepdims}
-    check(run(op, inputs, attrs, constants={1}), ours(op, inputs, attrs)[0])
+    actual, expected = run(op, inputs, attrs, constants={1}), ours(op, inputs, attrs)[0]
+    if op == "ReduceMax":
+        check(actual, expected)
+        return
+    # the summation order differs: bound the error by the same reduction of |x|
+    magnitude = ours(op, [np.abs(x), inputs[1]], attrs)[0]
+    assert actual.shape == expected.shape
+    assert np.all(np.abs(actual - expected) <= 1e-5 * magnitude + 1e-6)
 
 
 @pytest.mark.parametrize("op", ["ReduceSum", "ReduceMean", "ReduceMax"])

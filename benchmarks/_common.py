@@ -5,7 +5,7 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 
 def median_seconds(fn: Callable[[], object], repeat: int, warmup: int = 2) -> tuple[float, float]:
@@ -18,6 +18,22 @@ def median_seconds(fn: Callable[[], object], repeat: int, warmup: int = 2) -> tu
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times), min(times)
+
+
+def interleaved_seconds(fns: Sequence[Callable[[], object]], repeat: int,
+                        warmup: int = 2) -> list[tuple[float, float]]:
+    """Median and minimum wall time of each of ``fns``, timed in turn within each repeat so
+    that load from other processes falls on all of them alike."""
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeat):
+        for fn, spent in zip(fns, times):
+            start = time.perf_counter()
+            fn()
+            spent.append(time.perf_counter() - start)
+    return [(statistics.median(t), min(t)) for t in times]
 
 
 def blas_threads() -> str:

@@ -261,11 +261,41 @@ def subgraphs(node: Node) -> list[Graph]:
 
 
 def node_reads(node: Node) -> list[str]:
-    """Names a node reads: its inputs and the outer-scope names its subgraphs use."""
+    """Names a node reads: its inputs, the outer-scope names its subgraphs use and the
+    values it names in attributes (:func:`named_values`)."""
     names = [i for i in node.inputs if i]
     for sub in subgraphs(node):
         names.extend(free_names(sub))
+    names.extend(named_values(node))
     return names
+
+
+def named_values(node: Node) -> list[str]:
+    """Values of the enclosing graph that a node names in attributes instead of reading
+    them as inputs (Gradient's xs, zs and y): a pass keeps them as though it read them."""
+    from dh_core.ops import registry
+
+    opdef = registry.find(node.op, node.domain)
+    if opdef is None or not opdef.value_name_attrs:
+        return []
+    names: list[str] = []
+    for key in opdef.value_name_attrs:
+        value = node.attrs.get(key)
+        names.extend([value] if isinstance(value, str) else value or [])
+    return [n for n in names if n]
+
+
+def rename_named_values(node: Node, old: str, new: str) -> None:
+    """Rename ``old`` to ``new`` in the attributes where the node names values."""
+    from dh_core.ops import registry
+
+    opdef = registry.find(node.op, node.domain)
+    for key in opdef.value_name_attrs if opdef is not None else ():
+        value = node.attrs.get(key)
+        if isinstance(value, str):
+            node.attrs[key] = new if value == old else value
+        elif value:
+            node.attrs[key] = [new if v == old else v for v in value]
 
 
 def free_names(graph: Graph) -> list[str]:

@@ -22,6 +22,8 @@ from dh_core.errors import DHError, GraphError
 from dh_core.ir import (DEFAULT_OPSET, DOMAIN_OPSETS, Graph, Node, OptionalType, SequenceType, TensorType, ValueType,
                         node_reads)
 
+from dh_core.ops import registry
+
 from .importer import REDUCE_AXES_INPUT_SINCE, REDUCE_AXES_MOVED
 
 MIN_OPSET = 13
@@ -115,7 +117,7 @@ class _Exporter:
     def lower(self, node: Node, scopes: list[dict[str, np.ndarray]]) -> Node:
         """The node in the form of the target opset."""
         if node.domain:
-            return node
+            return _without_derived_attrs(node)
         if node.op == "Split" and self.opset < SPLIT_NUM_OUTPUTS_SINCE and "num_outputs" in node.attrs:
             return self.split_parts(node)
         if node.op == "CastLike" and self.opset < CASTLIKE_SINCE:
@@ -207,6 +209,15 @@ class _Exporter:
         if isinstance(value, (list, tuple)) and value and isinstance(value[0], np.ndarray):
             return helper.make_attribute(key, [numpy_helper.from_array(t) for t in value])
         return helper.make_attribute(key, _coerce(value, kind), attr_type=kind)
+
+
+def _without_derived_attrs(node: Node) -> Node:
+    """The node without the attributes the IR derives from the graph (Gradient's body)."""
+    opdef = registry.find(node.op, node.domain)
+    if opdef is None or not opdef.derived_attrs:
+        return node
+    attrs = {k: v for k, v in node.attrs.items() if k not in opdef.derived_attrs}
+    return Node(node.op, list(node.inputs), list(node.outputs), attrs, node.name, node.domain)
 
 
 def _inferred_types(graph: Graph) -> dict[str, TensorType]:

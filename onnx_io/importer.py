@@ -20,9 +20,11 @@ import onnx
 from onnx import AttributeProto, GraphProto, NodeProto, TensorProto, TypeProto, ValueInfoProto, numpy_helper
 
 from dh_core import dtypes as dt
-from dh_core.errors import ModelLoadError
+from dh_core.errors import GraphError, ModelLoadError
 from dh_core.ir import (DEFAULT_OPSET, DOMAIN_OPSETS, Dim, Graph, Node, OptionalType, SequenceType, TensorType,
-                        Value, ValueType)
+                        Value, ValueType, implicit_inputs, node_reads)
+from dh_core.ops.gradient import DOMAIN as GRADIENT_DOMAIN
+from dh_core.ops.gradient_body import gradient_body
 
 from . import normalize
 
@@ -214,7 +216,31 @@ class _Importer:
                 types[vi.name] = t
         inputs = [Value(v.name, self.value_type(v)) for v in gp.input if v.name not in inits]
         outputs = [Value(v.name, self.value_type(v)) for v in gp.output]
+        if any(n.op == "Gradient" and n.domain == GRADIENT_DOMAIN for n in nodes):
+            self.attach_gradient_bodies(nodes, inputs, outputs, inits, types)
         return Graph(nodes, inputs, outputs, inits, gp.name or "graph", self.opset, types)
+
+    def attach_gradient_bodies(self, nodes: list[Node], inputs: list[Value], outputs: list[Value],
+                               inits: dict[str, np.ndarray], types: dict[str, ValueType]) -> None:
+        """Give each Gradient node the forward slice it differentiates as its ``body``;
+        it must come after the nodes that compute what it names."""
+        produced = {o for n in nodes for o in n.outputs if o}
+        outer = {name for n in nodes for name in [*n.inputs, *implicit_inputs(n)] if name and name not in produced}
+        defined = outer | set(inits) | {v.name for v in inputs}
+        known_types = {**{v.name: v.type for v in (*inputs, *outputs) if v.type is not None}, **types}
+        for index, node in enumerate(nodes):
+            if node.op != "Gradient" or node.domain != GRADIENT_DOMAIN:
+                continue
+            try:
+                body = gradient_body(node, nodes, defined, known_types, self.fresh_value, self.fresh_node_name)
+            except GraphError as exc:
+                raise ModelLoadError(str(exc)) from None
+            node.attrs["body"] = body
+            later = {o for n in nodes[index + 1:] for o in n.outputs if o}
+            late = [name for name in node_reads(node) if name in later]
+            if late:
+                raise ModelLoadError(f"node '{node.name}': Gradient comes before the node that computes "
+                                     f"'{late[0]}', which it differentiates")
 
     def node(self, n: NodeProto, index: int, emit: _Emitter) -> list[Node]:
         """The node in canonical form: itself, or the nodes that replace an older form."""

@@ -147,6 +147,12 @@ class OpDef:
     reads_outer: ClassVar[bool] = False
     """True for ops with subgraphs (If, Loop, Scan, SequenceMap): their reference also
     gets ``outer``, the values of the enclosing scopes that the subgraphs read."""
+    derived_attrs: ClassVar[tuple[str, ...]] = ()
+    """Attributes the IR adds to ONNX's form of the op, derived from the enclosing graph
+    (Gradient's ``body``): every node has them, the exporter leaves them out."""
+    value_name_attrs: ClassVar[tuple[str, ...]] = ()
+    """Attributes that name values of the enclosing graph (Gradient's xs, zs and y):
+    passes keep, order and rename those values as if the node read them."""
 
     # -- schema checks ---------------------------------------------------------
     def dtypes(self, type_var: str) -> tuple[str, ...]:
@@ -162,8 +168,12 @@ class OpDef:
     def check_node(self, node: Node, label: str) -> None:
         """Raise GraphError when the node's arity or attributes break the schema."""
         for key in node.attrs:
-            if key not in self.attrs:
+            if key not in self.attrs and key not in self.derived_attrs:
                 raise GraphError(f"{self.name} has no attribute '{key}'", label)
+        for key in self.derived_attrs:
+            if key not in node.attrs:
+                raise GraphError(f"{self.name} needs attribute '{key}', which the importer derives from "
+                                 f"the enclosing graph", label)
         for key, attr in self.attrs.items():
             if attr.required and key not in node.attrs:
                 raise GraphError(f"{self.name} needs attribute '{key}'", label)

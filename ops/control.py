@@ -23,6 +23,13 @@ from .values import ANY_VALUE
 def run_graph(graph: Graph, inputs: Sequence[Any], outer: Mapping[str, Any]) -> list[Any]:
     """Evaluate a (sub)graph with the op references: ``inputs`` bind its inputs in order,
     ``outer`` the enclosing scopes' values its nodes read. Returns its outputs."""
+    env = evaluate(graph, inputs, outer)
+    return [env[v.name] for v in graph.outputs]
+
+
+def evaluate(graph: Graph, inputs: Sequence[Any], outer: Mapping[str, Any]) -> dict[str, Any]:
+    """Like :func:`run_graph`, but returns every value by name: the outer ones, the
+    initializers, the inputs and each node's outputs."""
     env = dict(outer)
     env.update(graph.initializers)
     env.update(zip(graph.input_names, inputs))
@@ -35,7 +42,7 @@ def run_graph(graph: Graph, inputs: Sequence[Any], outer: Mapping[str, Any]) -> 
         for name, value in zip(node.outputs, results):
             if name:
                 env[name] = value
-    return [env[v.name] for v in graph.outputs]
+    return env
 
 
 def merge_types(a: ValueType | None, b: ValueType | None) -> ValueType | None:

@@ -3,6 +3,7 @@ from . import (  # noqa: F401
     control,
     conv,
     elementwise,
+    gradient,
     indexing,
     linalg,
     loss,

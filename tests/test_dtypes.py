@@ -131,9 +131,14 @@ def test_float8e8m0_rounding_and_saturation_table():
 def test_float4_and_small_integers():
     x = np.array([0.25, 0.75, 2.5, 5.0, 7.0, np.inf, -np.inf], np.float32)
     assert _float(cast(x, "float4e2m1")) == [0, 1, 2, 4, 6, 6, -6]
-    ints = np.array([-9.7, -8, 7.9, 8, 15, 16], np.float32)
-    assert _float(cast(ints, "int4")) == [7, -8, 7, -8, -1, 0]
-    assert _float(cast(ints, "uint4")) == [7, 8, 7, 8, 15, 0]
+    in_range = np.array([-8, -7.9, -0.5, 7.9], np.float32)
+    assert _float(cast(in_range, "int4")) == [-8, -7, 0, 7]
+    assert _float(cast(np.array([0.9, 8.5, 15.9], np.float32), "uint4")) == [0, 8, 15]
+    assert _float(cast(np.array([-1.5, 1.9], np.float32), "int2")) == [-1, 1]
+    out_of_range = np.array([-9.7, 8, 16, np.nan], np.float32)  # open in ONNX: as ml_dtypes converts
+    assert _float(cast(out_of_range, "int4")) == _float(out_of_range.astype(ml_dtypes.int4))
+    assert _float(cast(np.array([-7, 5, 4], np.int32), "int4")) == [-7, 5, 4]
+    assert _float(cast(np.array([-9, 8, 15, 16], np.int64), "int4")) == [7, -8, -1, 0]
     assert _float(cast(np.array([-3, -2, 1, 2, 5], np.int64), "int2")) == [1, -2, 1, -2, 1]
     assert _float(cast(np.array([4, 5, 255], np.uint8), "uint2")) == [0, 1, 3]
 

@@ -3,12 +3,16 @@
 One to three tensors of any small shape (scalars and zero-size ones too), each with its
 gradient and states of the same shape; accumulated squares are nonnegative. R is a 0-d
 float32 or float64, T a 0-d int64 from 0 (the first step, which Adam and Momentum treat
-apart) to 5; the attributes are drawn across their useful ranges.
+apart) to 5; the attributes are drawn across their useful ranges. Gradient
+differentiates a small hand-built body (its xs and zs name the one-node graph's inputs).
 """
 from __future__ import annotations
 
 import numpy as np
 from hypothesis import strategies as st
+
+from dh_core import dtypes as dt
+from dh_core.ir import Graph, Node, TensorType, Value
 
 from . import Sample, samples
 from .elementwise import float_attr
@@ -58,3 +62,30 @@ def momentum(dtype):
     return _optimizer_sample(dtype, (False,), {
         "alpha": float_attr(0, 1), "beta": float_attr(0, 1), "mode": st.sampled_from(["standard", "nesterov"]),
         "norm_coefficient": float_attr(0, 0.5)})
+
+
+GRADIENT_BINARY = ("Add", "Sub", "Mul")
+GRADIENT_UNARY = ("Identity", "Neg", "Abs", "Relu", "Exp", "Sigmoid", "Tanh")
+
+
+@samples("Gradient", dt.FLOATS)
+def gradient(dtype):
+    """y = unary(binary(x, z)) * w over a small body: x of any small shape (scalars and
+    zero-size ones too), z of its shape, its last axis or a scalar (broadcasting), w an
+    outer value of x's shape; z is differentiated too (xs) or not (zs)."""
+
+    @st.composite
+    def draw(draw_):
+        shape = draw_(shapes(max_dims=3, max_side=3))
+        z_shape = draw_(st.sampled_from([shape, shape[-1:], ()]))
+        x, z, w = (draw_(values(dtype, s, bound=2, special=False)) for s in (shape, z_shape, shape))
+        body = Graph([Node(draw_(st.sampled_from(GRADIENT_BINARY)), ["bx", "bz"], ["bh"], name="binary"),
+                      Node(draw_(st.sampled_from(GRADIENT_UNARY)), ["bh"], ["bu"], name="unary"),
+                      Node("Mul", ["bu", "w"], ["by"], name="weigh")],
+                     [Value("bx", TensorType(dtype, shape)), Value("bz", TensorType(dtype, z_shape))],
+                     [Value("by", TensorType(dtype, shape))], name="gradient_body")
+        both = draw_(st.booleans())
+        attrs = {"xs": ["x0", "x1"] if both else ["x0"], "zs": [] if both else ["x1"], "y": "y", "body": body}
+        return Sample([x, z], attrs, n_outputs=2 if both else 1, outer={"w": w})
+
+    return draw()

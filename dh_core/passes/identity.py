@@ -1,7 +1,7 @@
 """Remove Identity nodes by renaming: readers of the output read the input instead."""
 from __future__ import annotations
 
-from ..ir import Graph, subgraphs
+from ..ir import Graph, rename_named_values, subgraphs
 
 
 def remove_identities(graph: Graph) -> Graph:
@@ -31,6 +31,7 @@ def _rename(graph: Graph, old: str, new: str) -> None:
     for node in graph.nodes:
         node.inputs = [new if name == old else name for name in node.inputs]
         node.outputs = [new if name == old else name for name in node.outputs]
+        rename_named_values(node, old, new)
         for sub in subgraphs(node):
             _rename(sub, old, new)
             for value in sub.outputs:

@@ -23,7 +23,7 @@ def agrees(op: str, inputs, attrs=None, index_inputs=(), outputs: int = 1) -> No
     run-time inputs."""
     expected = ours(op, inputs, attrs, outputs)
     for constants in ({*index_inputs}, set()):
-        actual = run_outputs(op, inputs, attrs, constants, outputs)
+        actual = run_outputs(op, inputs, attrs, constants, n_outputs=outputs)
         assert len(actual) == len(expected)
         for a, e in zip(actual, expected):
             check(a, e)

@@ -20,8 +20,6 @@ MANIFEST = {
             'the expanded form runs Shape, MatMul, Softmax and elementwise ops (Div, Mul...) on bfloat16, '
             'which the library allows only in Cast, CastLike, BitCast, QuantizeLinear/DequantizeLinear, '
             'Attention, Celu, Einsum, Range, OneHot values and data movement (Compress, Unique, ReverseSequence)',
-        '^test_(?:gradient)(?:_|$)':
-            'op Gradient (domain ai.onnx.preview.training) is not in the library',
         '^test_loop16_seq_none$':
             "onnx's runner cannot compare a sequence holding a 0-d tensor (assert_similar_outputs takes len() of the element); dh's output equals the expected one (tests/ops/test_control.py)",
     },

@@ -13,11 +13,11 @@ from dh_core.ops import registry
 from dh_core.backend import Device, KernelBackend, Program, host_free
 from dh_core.ir import Graph, Node, TensorType
 
-from . import cast, elementwise, kernels, movement, reduce
+from . import cast, conv, elementwise, gemm, kernels, movement, normalization, pool
 from .table import OpKernel
 
 KERNELS: dict[str, OpKernel] = {}
-for _module in (elementwise, kernels, reduce, movement, cast):
+for _module in (elementwise, gemm, kernels, conv, pool, normalization, movement, cast):
     KERNELS.update(_module.KERNELS)
 
 

@@ -1,72 +1,145 @@
-"""Tiled GEMM (MatMul, Gemm) from ``cl/gemm.cl``, float32."""
+"""Reductions, ArgMax/ArgMin, Softmax and LogSoftmax (``cl/reduce.cl``,
+``cl/argreduce.cl``, ``cl/softmax.cl``), float32 (ArgMax/ArgMin also int32/int64).
+
+A reduction over several axes runs one axis at a time, each pass a work-group tree
+over the middle axis of an (outer, R, inner) view; the element map (abs, square)
+applies on the first pass and the finish (sqrt) on the last. The ``axes`` input is
+resolved at compile time when it is an initializer, else read at run time."""
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
+from dh_core.errors import ShapeError
 from dh_core.ir import type_key
+from dh_core.ops.reduce import reduce_axes
+from dh_core.ops.shapes import normalize_axis
 
-from .runtime import Runtime, source
+from .elementwise import CTYPES
+from .runtime import Runtime, host_values, source
 from .table import OpKernel, rank
 
-TS = 16
+WG = 64
+
+REDUCTIONS: dict[str, tuple[str, str, str]] = {
+    # op: (combination, map of the first pass, finish of the last pass), as cl/reduce.cl macros
+    "ReduceSum": ("", "", ""),
+    "ReduceMean": ("", "", ""),
+    "ReduceProd": ("OP_PROD", "", ""),
+    "ReduceMax": ("OP_MAX", "", ""),
+    "ReduceMin": ("OP_MIN", "", ""),
+    "ReduceL1": ("", "MAP_ABS", ""),
+    "ReduceL2": ("", "MAP_SQUARE", "FINISH_SQRT"),
+    "ReduceSumSquare": ("", "MAP_SQUARE", ""),
+    "ReduceLogSumExp": ("OP_LOGSUMEXP", "", ""),
+}
 
 
-def _round_up(n: int, step: int) -> int:
-    return -(-n // step) * step
+def _split(shape: tuple[int, ...], axis: int) -> tuple[int, int, int]:
+    """(outer, R, inner) of a contiguous array around ``axis``."""
+    return math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1:])
 
 
-def _gemm(rt: Runtime, a, b, a_strides, b_strides, m, k, n, alpha=1.0, beta=0.0, c=None):
-    y = rt.empty((m, n), np.float32)
-    if m == 0 or n == 0:
+def reduce_factory(rt: Runtime, op: str, attrs: dict, axes_constant: np.ndarray | None):
+    """A reduction kernel; ``axes_constant`` is the axes initializer, if any."""
+    combination, first_map, last_finish = REDUCTIONS[op]
+    keepdims, noop = int(attrs["keepdims"]), int(attrs["noop_with_empty_axes"])
+    elementwise_alone = bool(first_map or last_finish or combination == "OP_LOGSUMEXP")
+
+    def launch(x, outer, r, inner, first, last, scale):
+        macros = [combination, first_map if first else "", last_finish if last else ""]
+        kernel = rt.kernel(source("reduce.cl"), "reduce", " ".join(f"-D{m}" for m in macros if m))
+        y = rt.empty((outer * inner,), np.float32)
+        if outer * inner:
+            kernel(rt.queue, (outer * inner * WG,), (WG,), y.data, x.data if x.size else y.data,
+                   np.int64(r), np.int64(inner), np.float32(scale))
         return y
-    kernel = rt.kernel(source("gemm.cl"), "gemm")
-    if c is not None:
-        cm, cn = (1,) * (2 - c.ndim) + tuple(c.shape)
-        c_strides = (cn if cm > 1 else 0, 1 if cn > 1 else 0)
-    else:
-        c_strides = (0, 0)
-    dummy = y.data
-    kernel(rt.queue, (_round_up(n, TS), _round_up(m, TS)), (TS, TS), y.data,
-           a.data if a.size else dummy, b.data if b.size else dummy,
-           c.data if c is not None and c.size else dummy, np.int32(c is not None),
-           np.int32(m), np.int32(n), np.int32(k), *[np.int64(s) for s in (*a_strides, *b_strides, *c_strides)],
-           np.float32(alpha), np.float32(beta))
-    return y
 
-
-def matmul_factory(rt: Runtime):
-    def run(a, b):
-        (m, k), n = a.shape, b.shape[1]
-        return _gemm(rt, a, b, (k, 1), (n, 1), m, k, n)
-
-    return run
-
-
-def gemm_factory(rt: Runtime, attrs: dict):
-    alpha, beta = float(attrs["alpha"]), float(attrs["beta"])
-    trans_a, trans_b = bool(attrs["transA"]), bool(attrs["transB"])
-
-    def run(a, b, c=None):
-        m, k = a.shape[::-1] if trans_a else a.shape
-        n = b.shape[0] if trans_b else b.shape[1]
-        a_strides = (1, m) if trans_a else (k, 1)
-        b_strides = (1, k) if trans_b else (n, 1)
-        return _gemm(rt, a, b, a_strides, b_strides, m, k, n, alpha, beta, c)
+    def run(x, axes=None):
+        given = axes_constant if axes_constant is not None else (None if axes is None else host_values(axes))
+        chosen = sorted(reduce_axes(x.ndim, given, noop))
+        if not chosen:
+            if not elementwise_alone:
+                return x
+            return launch(x, x.size, 1, 1, True, True, 1.0).reshape(x.shape)
+        shape = list(x.shape)
+        for k, axis in enumerate(chosen):
+            outer, r, inner = _split(tuple(shape), axis)
+            scale = (1.0 / r if r else math.nan) if op == "ReduceMean" else 1.0
+            x = launch(x, outer, r, inner, k == 0, k == len(chosen) - 1, scale)
+            shape[axis] = 1
+            x = x.reshape(tuple(shape))
+        if not keepdims:
+            x = x.reshape(tuple(d for i, d in enumerate(shape) if i not in chosen))
+        return x
 
     return run
 
 
-def _matmul_check(node, types):
-    return len(types) == 2 and all(type_key(t) == "float32" and rank(t) == 2 for t in types)
+def argreduce_factory(rt: Runtime, op: str, dtype: str, attrs: dict):
+    options = f"-DT={CTYPES[dtype]}" + (" -DFLOAT" if dtype == "float32" else "")
+    kernel = rt.kernel(source("argreduce.cl"), "argreduce", options)
+    is_min, last, keepdims = int(op == "ArgMin"), int(attrs["select_last_index"]), int(attrs["keepdims"])
+
+    def run(x):
+        axis = normalize_axis(attrs["axis"], x.ndim)
+        outer, r, inner = _split(x.shape, axis)
+        if r == 0:
+            raise ShapeError(f"{op} of an empty axis {axis} of {list(x.shape)}")
+        y = rt.empty((outer * inner,), np.int64)
+        if outer * inner:
+            kernel(rt.queue, (outer * inner * WG,), (WG,), y.data, x.data, np.int64(r), np.int64(inner),
+                   np.int32(is_min), np.int32(last))
+        shape = list(x.shape)
+        if keepdims:
+            shape[axis] = 1
+        else:
+            del shape[axis]
+        return y.reshape(tuple(shape))
+
+    return run
 
 
-def _gemm_check(node, types):
-    a, b, *c = types
-    return (_matmul_check(node, [a, b]) and len(c) <= 1
-            and all(type_key(t) == "float32" and rank(t) is not None and rank(t) <= 2 for t in c))
+def softmax_factory(rt: Runtime, axis: int, log: bool = False):
+    kernel = rt.kernel(source("softmax.cl"), "softmax", "-DLOG" if log else "")
+
+    def run(x):
+        outer, r, inner = _split(x.shape, axis % x.ndim)
+        y = rt.empty(x.shape, np.float32)
+        if outer * inner and r:
+            kernel(rt.queue, (outer * inner,), None, y.data, x.data, np.int64(r), np.int64(inner))
+        return y
+
+    return run
+
+
+def _reduce_check(node, types):
+    data, *axes = types
+    return (type_key(data) == "float32" and rank(data) is not None
+            and all(type_key(t) == "int64" for t in axes))
+
+
+def _argreduce_check(node, types):
+    return len(types) == 1 and type_key(types[0]) in ("float32", "int32", "int64") and (rank(types[0]) or 0) >= 1
+
+
+def _softmax_check(node, types):
+    return len(types) == 1 and type_key(types[0]) == "float32" and (rank(types[0]) or 0) >= 1
+
+
+def _make_reduce(op: str):
+    def make(rt, node, types, attrs, consts):
+        return reduce_factory(rt, op, attrs, consts[1] if len(consts) > 1 else None)
+
+    return make
 
 
 KERNELS = {
-    "MatMul": OpKernel(_matmul_check, lambda rt, node, types, attrs: matmul_factory(rt)),
-    "Gemm": OpKernel(_gemm_check, lambda rt, node, types, attrs: gemm_factory(rt, attrs)),
+    "Softmax": OpKernel(_softmax_check, lambda rt, node, types, attrs: softmax_factory(rt, attrs["axis"])),
+    "LogSoftmax": OpKernel(_softmax_check, lambda rt, node, types, attrs: softmax_factory(rt, attrs["axis"], True)),
+    **{op: OpKernel(_argreduce_check, lambda rt, node, types, attrs, op=op:
+                    argreduce_factory(rt, op, type_key(types[0]), attrs))
+       for op in ("ArgMax", "ArgMin")},
+    **{op: OpKernel(_reduce_check, _make_reduce(op), reads_constants=True) for op in REDUCTIONS},
 }

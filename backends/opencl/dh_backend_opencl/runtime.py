@@ -8,6 +8,7 @@ line for each.
 """
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from dataclasses import dataclass, field
@@ -37,6 +38,8 @@ class CacheStats:
 
 
 STATS = CacheStats()
+CONSTANTS_KEPT = 256
+"""How many small metadata arrays (Runtime.constant) a device keeps uploaded."""
 
 
 def all_devices() -> list[tuple[cl.Platform, cl.Device]]:
@@ -65,6 +68,7 @@ class Runtime:
     queue: cl.CommandQueue
     programs: dict[tuple[str, str], cl.Program] = field(default_factory=dict)
     kernels: dict[tuple[str, str, str], cl.Kernel] = field(default_factory=dict)
+    constants: dict[tuple[str, tuple, bytes], cl_array.Array] = field(default_factory=dict)
 
     @classmethod
     def open(cls, index: int) -> Runtime:
@@ -107,6 +111,18 @@ class Runtime:
     def empty(self, shape, dtype) -> cl_array.Array:
         return cl_array.empty(self.queue, tuple(shape), np.dtype(dtype))
 
+    def constant(self, array: np.ndarray) -> cl_array.Array:
+        """A device copy of a small host array (kernel metadata), uploaded once per content
+        and kept for the last ``CONSTANTS_KEPT`` contents; kernels must only read it."""
+        key = (array.dtype.str, array.shape, array.tobytes())
+        found = self.constants.pop(key, None)
+        if found is None:
+            found = self.upload(array)
+            if len(self.constants) >= CONSTANTS_KEPT:
+                del self.constants[next(iter(self.constants))]
+        self.constants[key] = found  # most recently used last
+        return found
+
     def upload(self, array: np.ndarray) -> cl_array.Array:
         """``array`` on the device; a small one keeps its host values beside it
         (see :func:`host_values`)."""
@@ -130,6 +146,7 @@ def host_values(buf: cl_array.Array) -> np.ndarray:
     return values if values is not None else buf.get()
 
 
+@functools.cache
 def source(name: str) -> str:
-    """The text of a kernel file shipped in ``cl/``."""
+    """The text of a kernel file shipped in ``cl/`` (read once per process)."""
     return resources.files(__package__).joinpath("cl", name).read_text()

@@ -1,0 +1,71 @@
+// Conv kernels (window.cl comes first). Tensors are (N, C, D, H, W) with the spatial
+// sizes in g; P is the number of output positions per channel.
+
+// im2col of the Cg channels starting at c0: col[(c * taps + tap), n * P + p] is the
+// input element that tap reads for output position p of image n, 0 in the pads.
+// Global size: (N * P, Cg * taps).
+__kernel void im2col(__global float* col, __global const float* x, __global const int* g,
+                     const int C, const int c0)
+{
+    const long j = get_global_id(0), r = get_global_id(1);
+    const long cols = get_global_size(0);
+    const long P = (long)OUT(0) * OUT(1) * OUT(2);
+    const long n = j / P;
+    int3 k;
+    long t = r;
+    k.z = (int)(t % KERNEL(2)); t /= KERNEL(2);
+    k.y = (int)(t % KERNEL(1)); t /= KERNEL(1);
+    k.x = (int)(t % KERNEL(0));
+    const int c = (int)(t / KERNEL(0));
+    const int3 i = tap_position(g, out_position(g, j % P), k);
+    const long plane = (n * C + c0 + c) * SIZE(0) * SIZE(1) * SIZE(2);
+    col[r * cols + j] = inside(g, i) ? x[plane + plane_offset(g, i)] : 0.0f;
+}
+
+// y[n, m0 + m, p] = part[m, n * P + p] (+ bias[m0 + m]): one group's GEMM result into
+// the output. Global size: (N * P, Mg).
+__kernel void place(__global float* y, __global const float* part, __global const float* bias,
+                    const int has_bias, __global const int* g, const int M, const int m0)
+{
+    const long j = get_global_id(0);
+    const int m = get_global_id(1);
+    const long cols = get_global_size(0);
+    const long P = (long)OUT(0) * OUT(1) * OUT(2);
+    float v = part[m * cols + j];
+    if (has_bias)
+        v += bias[m0 + m];
+    y[((j / P) * M + m0 + m) * P + j % P] = v;
+}
+
+// Direct grouped convolution, one work-item per output element: for groups with few
+// input channels each (depthwise), where a GEMM per group would be tiny.
+// Global size: (P, M, N).
+__kernel void conv_direct(__global float* y, __global const float* x, __global const float* w,
+                          __global const float* bias, const int has_bias, __global const int* g,
+                          const int C, const int Cg, const int Mg)
+{
+    const long p = get_global_id(0);
+    const int m = get_global_id(1);
+    const long n = get_global_id(2);
+    const int M = get_global_size(1);
+    const long P = get_global_size(0);
+    const int3 o = out_position(g, p);
+    const int c0 = (m / Mg) * Cg;
+    const long plane = SIZE(0) * SIZE(1) * SIZE(2);
+    __global const float* wm = w + (long)m * Cg * KERNEL(0) * KERNEL(1) * KERNEL(2);
+    float acc = 0.0f;
+    for (int c = 0; c < Cg; ++c) {
+        __global const float* xc = x + (n * C + c0 + c) * plane;
+        for (int kd = 0; kd < KERNEL(0); ++kd)
+            for (int kh = 0; kh < KERNEL(1); ++kh)
+                for (int kw = 0; kw < KERNEL(2); ++kw) {
+                    const float wv = *wm++;
+                    const int3 i = tap_position(g, o, (int3)(kd, kh, kw));
+                    if (inside(g, i))
+                        acc += wv * xc[plane_offset(g, i)];
+                }
+    }
+    if (has_bias)
+        acc += bias[m];
+    y[(n * M + m) * P + p] = acc;
+}

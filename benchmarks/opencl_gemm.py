@@ -29,7 +29,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from dh_backend_opencl.backend import OpenCLBackend
-    from dh_backend_opencl.kernels import _gemm
+    from dh_backend_opencl.gemm import gemm
 
     backend = OpenCLBackend()
     if backend.available() is not True:
@@ -47,7 +47,7 @@ def main() -> None:
         da, db = rt.upload(a), rt.upload(b)
 
         def device_run():
-            y = _gemm(rt, da, db, (n, 1), (n, 1), n, n, n)
+            y = gemm(rt, da, db, (n, 1), (n, 1), n, n, n)
             rt.queue.finish()
             return y
 

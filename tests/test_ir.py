@@ -100,6 +100,18 @@ def test_fold_and_dce():
     assert "c" not in g.initializers
 
 
+def test_dead_code_drops_optional_outputs_nothing_reads():
+    x = Value("x", TensorType("float32", (1, 1, 4, 4)))
+    g = Graph([Node("Dropout", ["x"], ["d", "mask"], name="drop"),
+               Node("MaxPool", ["d"], ["p", "idx"], {"kernel_shape": [2, 2]}, name="pool"),
+               Node("LSTM", ["seq", "w", "r"], ["", "h", "c"], {"hidden_size": 2}, name="lstm")],
+              [x, Value("seq", TensorType("float32", (3, 1, 2))), Value("w", TensorType("float32", (1, 8, 2))),
+               Value("r", TensorType("float32", (1, 8, 2)))],
+              [Value("idx"), Value("c")])
+    eliminate_dead_code(g)
+    assert [n.outputs for n in g.nodes] == [["d"], ["p", "idx"], ["", "", "c"]]
+
+
 def test_shape_of_static_input_folds():
     g = Graph([Node("Shape", ["x"], ["s"], name="shape")],
               [Value("x", TensorType("float32", (2, 5)))], [Value("s")])

@@ -34,6 +34,8 @@ class _Plan:
     meta: Any
     col: Any = None
     weights: Any = None
+    runs: int = 0
+    """im2col work-items: one per run of the last output axis, over the batch."""
 
 
 def conv_factory(rt: Runtime, attrs: dict):
@@ -69,14 +71,14 @@ def conv_factory(rt: Runtime, attrs: dict):
         rows, cols = cg * p.windows.taps, n * positions
         if group == 1 and n == 1:  # the GEMM writes the output itself, the bias as its C
             if rows:
-                im2col(rt.queue, (cols, rows), None, p.col.data, xs, p.meta.data, np.int32(c), np.int32(0))
+                im2col(rt.queue, (p.runs, rows), None, p.col.data, xs, p.meta.data, np.int32(c), np.int32(0))
             c_in = None if b is None else b.reshape(m, 1)
             part = gemm(rt, w, p.col, (rows, 1), (cols, 1), m, rows, cols, 1.0, 1.0, c_in)
             return part.reshape(p.out_shape)
         for g in range(group):
             weights = w
             if rows:
-                im2col(rt.queue, (cols, rows), None, p.col.data, xs, p.meta.data, np.int32(c), np.int32(g * cg))
+                im2col(rt.queue, (p.runs, rows), None, p.col.data, xs, p.meta.data, np.int32(c), np.int32(g * cg))
             if rows and group > 1:
                 weights = p.weights
                 cl.enqueue_copy(rt.queue, weights.data, w.data, byte_count=mg * rows * FLOAT,
@@ -99,6 +101,7 @@ def _plan(rt: Runtime, x_shape, w_shape, group: int, attrs: dict) -> _Plan:
     windows = Windows.resolve(sizes, kernel, attrs)
     spatial = windows.out[len(windows.out) - len(sizes):]
     p = _Plan((n, m, *spatial), windows, rt.upload(windows.meta()))
+    p.runs = n * windows.out_size // max(windows.out[-1], 1)
     if not (cg == 1 and group > 1):
         rows, cols = cg * windows.taps, n * windows.out_size
         p.col = rt.empty((rows, cols), np.float32)

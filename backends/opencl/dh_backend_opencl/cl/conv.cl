@@ -2,24 +2,40 @@
 // sizes in g; P is the number of output positions per channel.
 
 // im2col of the Cg channels starting at c0: col[(c * taps + tap), n * P + p] is the
-// input element that tap reads for output position p of image n, 0 in the pads.
-// Global size: (N * P, Cg * taps).
+// input element that tap reads for output position p of image n, 0 in the pads. Each
+// work-item fills one run of the last output axis, so the index arithmetic is done once
+// per run and the writes are contiguous. Global size: (N * OUT(0) * OUT(1), Cg * taps).
 __kernel void im2col(__global float* col, __global const float* x, __global const int* g,
                      const int C, const int c0)
 {
     const long j = get_global_id(0), r = get_global_id(1);
-    const long cols = get_global_size(0);
-    const long P = (long)OUT(0) * OUT(1) * OUT(2);
-    const long n = j / P;
-    int3 k;
+    const int ow_count = OUT(2);
+    const long cols = get_global_size(0) * ow_count;
+    const long P = (long)OUT(0) * OUT(1) * ow_count;
+    const long n = j / ((long)OUT(0) * OUT(1));
+    const long run = j % ((long)OUT(0) * OUT(1));
+    const int od = (int)(run / OUT(1)), oh = (int)(run % OUT(1));
     long t = r;
-    k.z = (int)(t % KERNEL(2)); t /= KERNEL(2);
-    k.y = (int)(t % KERNEL(1)); t /= KERNEL(1);
-    k.x = (int)(t % KERNEL(0));
+    const int kw = (int)(t % KERNEL(2)); t /= KERNEL(2);
+    const int kh = (int)(t % KERNEL(1)); t /= KERNEL(1);
+    const int kd = (int)(t % KERNEL(0));
     const int c = (int)(t / KERNEL(0));
-    const int3 i = tap_position(g, out_position(g, j % P), k);
-    const long plane = (n * C + c0 + c) * SIZE(0) * SIZE(1) * SIZE(2);
-    col[r * cols + j] = inside(g, i) ? x[plane + plane_offset(g, i)] : 0.0f;
+    const int id = od * STRIDE(0) - BEGIN(0) + kd * DILATION(0);
+    const int ih = oh * STRIDE(1) - BEGIN(1) + kh * DILATION(1);
+    __global float* out = col + r * cols + n * P + run * ow_count;
+    if (id < 0 || id >= SIZE(0) || ih < 0 || ih >= SIZE(1)) {
+        for (int ow = 0; ow < ow_count; ++ow)
+            out[ow] = 0.0f;
+        return;
+    }
+    const int width = SIZE(2), stride = STRIDE(2);
+    const int iw0 = kw * DILATION(2) - BEGIN(2);
+    __global const float* row = x + ((n * C + c0 + c) * SIZE(0) + id) * (long)SIZE(1) * width
+                                  + (long)ih * width;
+    for (int ow = 0; ow < ow_count; ++ow) {
+        const int iw = ow * stride + iw0;
+        out[ow] = (iw >= 0 && iw < width) ? row[iw] : 0.0f;
+    }
 }
 
 // y[n, m0 + m, p] = part[m, n * P + p] (+ bias[m0 + m]): one group's GEMM result into

@@ -12,6 +12,8 @@ from dh_core.ops import registry
 
 from dh_core.backend import Device, KernelBackend, Program, host_free
 from dh_core.ir import Graph, Node, TensorType
+from dh_core.passes import eliminate_dead_code
+from dh_core.passes.batchnorm import fold_batch_norm
 
 from . import cast, conv, elementwise, gemm, kernels, movement, normalization, pool
 from .table import OpKernel
@@ -78,7 +80,10 @@ class OpenCLBackend(KernelBackend):
         return buffer.get()
 
     def compile(self, subgraph: Graph, device: Device) -> Program:
+        """Inference BatchNormalizations after a Conv, Gemm or MatMul with constant
+        weights are folded into those weights first (as the CPU backend does)."""
         rt = self.runtime(device)
+        subgraph = eliminate_dead_code(fold_batch_norm(subgraph.copy()))
         consts = subgraph.initializers
         return Program.build(subgraph, lambda node, types: _factory(rt, node, types, consts),
                              lambda arr: self.to_device(arr, device))

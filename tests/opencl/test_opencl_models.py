@@ -2,13 +2,11 @@
 "cpu"]``: the outputs must equal the case's expected outputs within its tolerance, and
 in the real CNNs (``light/``) at least 95% of the plan's nodes must run on opencl.
 
-The real models take a while on a CPU OpenCL device and wait for
-``DH_ONNX_MODEL_TESTS=1``, as in tests/test_onnx_backend.py. Skipped, with the
-reason, where pyopencl or an OpenCL platform is missing.
+The real models' expected outputs ship beside them, so they run by default (about
+10 s on two cores). Skipped, with the reason, where pyopencl or an OpenCL platform
+is missing.
 """
 from __future__ import annotations
-
-import os
 
 import numpy as np
 import pytest
@@ -26,16 +24,8 @@ from tests.onnx_model_cases import collect_cases, data_sets
 if OpenCLBackend().available() is not True:
     pytest.skip(f"OpenCL backend not available: {OpenCLBackend().available()}", allow_module_level=True)
 
-MODEL_TESTS = os.environ.get("DH_ONNX_MODEL_TESTS") == "1"
 MIN_DEVICE_SHARE = 0.95
 """Share of a real CNN's plan nodes that must run on the device."""
-
-
-def _params():
-    for case in collect_cases():
-        marks = [pytest.mark.skipif(not MODEL_TESTS, reason="real models wait for DH_ONNX_MODEL_TESTS=1")] \
-            if case.light else []
-        yield pytest.param(case, id=case.name, marks=marks)
 
 
 def device_share(session: Session) -> float:
@@ -45,7 +35,7 @@ def device_share(session: Session) -> float:
     return sum(n for name, n in counts if name == "opencl") / total if total else 1.0
 
 
-@pytest.mark.parametrize("case", list(_params()))
+@pytest.mark.parametrize("case", collect_cases(), ids=lambda case: case.name)
 def test_model_matches_the_expected_outputs_on_opencl_and_cpu(case):
     model = onnx.load(case.model_path)
     try:

@@ -117,6 +117,14 @@ def test_reshaping_views(dtype):
     agrees("Identity", [x])
 
 
+@pytest.mark.parametrize("value", [None, np.array([1.5], np.float32), np.array([-7], np.int32),
+                                   np.array([3], np.int64), np.array([True])])
+def test_constant_of_shape(value):
+    attrs = {} if value is None else {"value": value}
+    for shape in [ints(), ints(3), ints(2, 0, 4), ints(2, 3, 5)]:
+        agrees("ConstantOfShape", [shape], attrs, index_inputs=[0])
+
+
 def test_dropout_in_inference_is_the_input():
     x = draw("float32", (3, 4))
     agrees("Dropout", [x])

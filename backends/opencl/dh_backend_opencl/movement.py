@@ -14,7 +14,8 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from dh_core.ops.shape import (_pad_widths, _slice_params, _squeeze_axes, _unsqueeze_shape, const_ints,
+import pyopencl as cl
+from dh_core.ops.shape import (_fill_value, _pad_widths, _slice_params, _squeeze_axes, _unsqueeze_shape, const_ints,
                                flatten_axis, reshape_shape, split_sizes)
 
 from dh_core.errors import ShapeError
@@ -196,6 +197,28 @@ def expand_factory(rt: Runtime, node, types, attrs, consts):
     return run
 
 
+def constant_of_shape_factory(rt: Runtime, node, types, attrs, consts):
+    """The output filled on the device by the runtime (clEnqueueFillBuffer): no kernel."""
+    fill = _fill_value(attrs.get("value"))
+
+    def run(shape):
+        dims = _index_input(consts[0], shape)
+        if any(d < 0 for d in dims):
+            raise ShapeError(f"ConstantOfShape shape {dims} has a negative dim", node.name)
+        y = rt.empty(tuple(dims), fill.dtype)
+        if y.size:
+            cl.enqueue_fill_buffer(rt.queue, y.data, fill, 0, y.nbytes)
+        return y
+
+    return run
+
+
+def _constant_of_shape_check(node, types):
+    value = node.attrs.get("value")
+    dtype = "float32" if value is None else np.asarray(value).dtype.name
+    return len(types) == 1 and type_key(types[0]) == "int64" and rank(types[0]) == 1 and dtype in DTYPES
+
+
 def tile_factory(rt: Runtime, node, types, attrs, consts):
     copy = Copier(rt, type_key(types[0]))
 
@@ -325,6 +348,7 @@ KERNELS = {
     "Concat": OpKernel(_concat_check, concat_factory),
     "Split": OpKernel(_data_check(1), split_factory, reads_constants=True),
     "Expand": OpKernel(_data_check(1, min_inputs=2), expand_factory, reads_constants=True),
+    "ConstantOfShape": OpKernel(_constant_of_shape_check, constant_of_shape_factory, reads_constants=True),
     "Tile": OpKernel(_data_check(1, min_inputs=2), tile_factory, reads_constants=True),
     "Gather": OpKernel(_gather_check, gather_factory),
     "Pad": OpKernel(_pad_check, pad_factory, reads_constants=True),

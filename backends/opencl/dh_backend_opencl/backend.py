@@ -13,7 +13,7 @@ from dh_core.ops import registry
 from dh_core.backend import Device, KernelBackend, Program, host_free
 from dh_core.ir import Graph, Node, TensorType
 
-from . import cast, conv, elementwise, gemm, kernels, movement, normalization, pool
+from . import cast, conv, elementwise, fusion, gemm, kernels, movement, normalization, pool
 from .table import OpKernel
 
 KERNELS: dict[str, OpKernel] = {}
@@ -79,12 +79,16 @@ class OpenCLBackend(KernelBackend):
 
     def compile(self, subgraph: Graph, device: Device) -> Program:
         rt = self.runtime(device)
+        if fusion.enabled():
+            subgraph = fusion.fuse(subgraph, self.supports)
         consts = subgraph.initializers
         return Program.build(subgraph, lambda node, types: _factory(rt, node, types, consts),
                              lambda arr: self.to_device(arr, device))
 
 
 def _factory(rt, node: Node, types: Sequence[TensorType | None], consts: dict[str, np.ndarray]):
+    if node.domain == fusion.DOMAIN:
+        return fusion.fused_factory(rt, node)
     attrs = registry.get(node.op, node.domain).full_attrs(node)
     kernel = KERNELS[node.op]
     if kernel.reads_constants:

@@ -15,7 +15,7 @@ from dh_core.ir import Graph, Node, TensorType
 from dh_core.passes import eliminate_dead_code
 from dh_core.passes.batchnorm import fold_batch_norm
 
-from . import cast, conv, elementwise, gemm, kernels, movement, normalization, pool
+from . import cast, conv, elementwise, fusion, gemm, kernels, movement, normalization, pool
 from .table import OpKernel
 
 KERNELS: dict[str, OpKernel] = {}
@@ -81,15 +81,20 @@ class OpenCLBackend(KernelBackend):
 
     def compile(self, subgraph: Graph, device: Device) -> Program:
         """Inference BatchNormalizations after a Conv, Gemm or MatMul with constant
-        weights are folded into those weights first (as the CPU backend does)."""
+        weights are folded into those weights first (as the CPU backend does), then chains
+        of elementwise nodes are fused into one kernel each (:mod:`.fusion`)."""
         rt = self.runtime(device)
         subgraph = eliminate_dead_code(fold_batch_norm(subgraph.copy()))
+        if fusion.enabled():
+            subgraph = fusion.fuse(subgraph, self.supports)
         consts = subgraph.initializers
         return Program.build(subgraph, lambda node, types: _factory(rt, node, types, consts),
                              lambda arr: self.to_device(arr, device))
 
 
 def _factory(rt, node: Node, types: Sequence[TensorType | None], consts: dict[str, np.ndarray]):
+    if node.domain == fusion.DOMAIN:
+        return fusion.fused_factory(rt, node)
     attrs = registry.get(node.op, node.domain).full_attrs(node)
     kernel = KERNELS[node.op]
     if kernel.reads_constants:

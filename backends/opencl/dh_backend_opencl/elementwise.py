@@ -150,7 +150,7 @@ __kernel void ew({params}, __global const long* _meta, const long _n)
         _r /= _meta[1 + _d];
 {accumulate}
     }}
-{loads}    _y[_i] = ({OUT})({expr});
+{loads}{body}    _y[_i] = {result};
 }}
 """
 
@@ -171,7 +171,7 @@ def literal(value) -> str:
 
 def expression(op: str, arity: int, attrs: dict, present: Sequence[bool] = ()) -> str:
     """``op``'s expression over ``arity`` inputs, attributes filled in; Clip's depends
-    on which bounds are ``present``."""
+    on which bounds are ``present``; a variadic op folds with ``fold_<op>``."""
     spec = OPS[op]
     names = "abcdefgh"[:arity]
     if op == "Clip" and arity < 3:
@@ -186,36 +186,63 @@ def expression(op: str, arity: int, attrs: dict, present: Sequence[bool] = ()) -
         return spec.expr.format(**{k: literal(v) for k, v in attrs.items()})
     expr = names[0]
     for name in names[1:]:
-        expr = f"fold({expr}, {name})"
+        expr = f"fold_{op}({expr}, {name})"
     return f"{expr} / (T){arity}" if spec.mean else expr
+
+
+def input_ctypes(op: str, dtype: str, arity: int, exponent: str | None = None) -> list[str]:
+    """The C type of each input buffer of ``op`` on ``dtype`` (Pow's exponent: ``exponent``)."""
+    types = [CTYPES[dtype]] * arity
+    if OPS[op].bool_cond:
+        types[0] = "uchar"
+    if exponent is not None:
+        types[1] = CTYPES[exponent]
+    return types
+
+
+def output_ctype(op: str, dtype: str) -> str:
+    return "uchar" if OPS[op].bool_out else CTYPES[dtype]
+
+
+def local_ctype(ctype: str, dtype: str) -> str:
+    """The C type an input of buffer type ``ctype`` is read into (half without the fp16
+    extension is read as float)."""
+    return "float" if ctype == "half" and dtype != "float16" else ctype
+
+
+def helpers_source(op: str, dtype: str) -> str:
+    """The helper functions ``op``'s expression calls on ``dtype``."""
+    helpers = HELPERS.get(op, {}).get("float" if dtype in FLOATS else "int", "")
+    if OPS[op].arity is None:
+        helpers += f"inline T fold_{op}(T a, T b) {{ return {OPS[op].expr}; }}\n"
+    return helpers
+
+
+def broadcast_source(dtype: str, helpers: str, inputs: Sequence[tuple[str, str]], out: str,
+                     result: str, body: str = "") -> str:
+    """A kernel ``ew`` over broadcast ``inputs`` ((buffer C type, name) pairs, each read
+    into a local of that name) writing ``result`` (after the statements ``body``) as ``out``."""
+    names = [n for _, n in inputs]
+    params = ", ".join([f"__global {out}* _y"] + [f"__global const {t}* {n}_" for t, n in inputs])
+    zero = "".join(f", _i{n} = 0" for n in names)
+    accumulate = "\n".join(f"        _i{n} += _q * _meta[1 + {k + 1} * _nd + _d];" for k, n in enumerate(names))
+    loads = "".join(f"    float {n} = vload_half(_i{n}, {n}_);\n" if local_ctype(t, dtype) != t
+                    else f"    {t} {n} = {n}_[_i{n}];\n" for t, n in inputs)
+    pragma = "#pragma OPENCL EXTENSION cl_khr_fp16 : enable\n" if dtype == "float16" else ""
+    prelude = PRELUDE.format(T=CTYPES[dtype], nan="isnan(a) || " if dtype in FLOATS else "")
+    return TEMPLATE.format(pragma=pragma, prelude=prelude, helpers=helpers, params=params, zero=zero,
+                           accumulate=accumulate, loads=loads, body=body, result=result)
 
 
 def kernel_source(op: str, dtype: str, arity: int | None = None, attrs: dict | None = None,
                   present: Sequence[bool] = (), exponent: str | None = None) -> str:
     """The OpenCL C source of ``op`` on ``arity`` inputs of ``dtype`` (Pow's second
     input of dtype ``exponent``)."""
-    spec = OPS[op]
-    arity = spec.arity if arity is None else arity
-    names = "abcdefgh"[:arity]
-    types = [CTYPES[dtype]] * arity
-    if spec.bool_cond:
-        types[0] = "uchar"
-    if exponent is not None:
-        types[1] = CTYPES[exponent]
-    out = "uchar" if spec.bool_out else CTYPES[dtype]
-    params = ", ".join([f"__global {out}* _y"] + [f"__global const {t}* {n}_" for t, n in zip(types, names)])
-    zero = "".join(f", _i{n} = 0" for n in names)
-    accumulate = "\n".join(f"        _i{n} += _q * _meta[1 + {k + 1} * _nd + _d];" for k, n in enumerate(names))
-    loads = "".join(f"    float {n} = vload_half(_i{n}, {n}_);\n" if t == "half" and dtype != "float16"
-                    else f"    {t} {n} = {n}_[_i{n}];\n" for t, n in zip(types, names))
-    pragma = "#pragma OPENCL EXTENSION cl_khr_fp16 : enable\n" if dtype == "float16" else ""
-    helpers = HELPERS.get(op, {}).get("float" if dtype in FLOATS else "int", "")
-    if spec.arity is None:
-        helpers += f"inline T fold(T a, T b) {{ return {spec.expr}; }}\n"
-    prelude = PRELUDE.format(T=CTYPES[dtype], nan="isnan(a) || " if dtype in FLOATS else "")
-    return TEMPLATE.format(pragma=pragma, prelude=prelude, helpers=helpers, params=params, zero=zero,
-                           accumulate=accumulate, loads=loads, OUT=out,
-                           expr=expression(op, arity, attrs or {}, present))
+    arity = OPS[op].arity if arity is None else arity
+    inputs = list(zip(input_ctypes(op, dtype, arity, exponent), "abcdefgh"))
+    out = output_ctype(op, dtype)
+    return broadcast_source(dtype, helpers_source(op, dtype), inputs, out,
+                            f"({out})({expression(op, arity, attrs or {}, present)})")
 
 
 def broadcast_meta(shapes: list[tuple[int, ...]]) -> tuple[tuple[int, ...], np.ndarray]:
@@ -233,13 +260,10 @@ def broadcast_meta(shapes: list[tuple[int, ...]]) -> tuple[tuple[int, ...], np.n
     return out, np.asarray(meta, dtype=np.int64)
 
 
-def elementwise_factory(rt: Runtime, op: str, dtype: str, arity: int | None = None, attrs: dict | None = None,
-                        present: Sequence[bool] = (), exponent: str | None = None):
-    """A kernel running ``op`` on ``arity`` device arrays of ``dtype``, broadcasting them;
-    absent optional inputs (None) are skipped."""
-    spec = OPS[op]
-    kernel = rt.kernel(kernel_source(op, dtype, arity, attrs, present, exponent), "ew")
-    out_dtype = np.bool_ if spec.bool_out else np.dtype(dtype)
+def broadcast_launcher(rt: Runtime, source: str, out_dtype: np.dtype):
+    """Runs kernel ``ew`` of ``source`` on device arrays, broadcasting them; absent
+    optional inputs (None) are skipped."""
+    kernel = rt.kernel(source, "ew")
     metas: dict[tuple, tuple] = {}
 
     def run(*given):
@@ -257,6 +281,14 @@ def elementwise_factory(rt: Runtime, op: str, dtype: str, arity: int | None = No
         return y
 
     return run
+
+
+def elementwise_factory(rt: Runtime, op: str, dtype: str, arity: int | None = None, attrs: dict | None = None,
+                        present: Sequence[bool] = (), exponent: str | None = None):
+    """A kernel running ``op`` on ``arity`` device arrays of ``dtype``, broadcasting them;
+    absent optional inputs (None) are skipped."""
+    out_dtype = np.bool_ if OPS[op].bool_out else np.dtype(dtype)
+    return broadcast_launcher(rt, kernel_source(op, dtype, arity, attrs, present, exponent), out_dtype)
 
 
 def _check(op: str):

@@ -2,6 +2,7 @@
 direct kernel when each group has a single input channel (depthwise)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,10 +71,13 @@ def conv_factory(rt: Runtime, attrs: dict):
             return y
         rows, cols = cg * p.windows.taps, n * positions
         if group == 1 and n == 1:  # the GEMM writes the output itself, the bias as its C
-            if rows:
+            col = p.col
+            if p.col is None:  # a pointwise conv: the input already is its column matrix
+                col = x
+            elif rows:
                 im2col(rt.queue, (p.runs, rows), None, p.col.data, xs, p.meta.data, np.int32(c), np.int32(0))
             c_in = None if b is None else b.reshape(m, 1)
-            part = gemm(rt, w, p.col, (rows, 1), (cols, 1), m, rows, cols, 1.0, 1.0, c_in)
+            part = gemm(rt, w, col, (rows, 1), (cols, 1), m, rows, cols, 1.0, 1.0, c_in)
             return part.reshape(p.out_shape)
         for g in range(group):
             weights = w
@@ -102,7 +106,9 @@ def _plan(rt: Runtime, x_shape, w_shape, group: int, attrs: dict) -> _Plan:
     spatial = windows.out[len(windows.out) - len(sizes):]
     p = _Plan((n, m, *spatial), windows, rt.upload(windows.meta()))
     p.runs = n * windows.out_size // max(windows.out[-1], 1)
-    if not (cg == 1 and group > 1):
+    pointwise = (group == 1 and n == 1 and windows.taps == 1 and windows.out_size == math.prod(sizes)
+                 and all(v == 1 for v in windows.strides) and not any(windows.pads_begin + windows.pads_end))
+    if not (cg == 1 and group > 1) and not pointwise:
         rows, cols = cg * windows.taps, n * windows.out_size
         p.col = rt.empty((rows, cols), np.float32)
         if group > 1:

@@ -152,6 +152,13 @@ __kernel void ew({params}, __global const long* _meta, const long _n)
     }}
 {loads}{body}    _y[_i] = {result};
 }}
+
+__kernel void ew_same({params}, const long _n)
+{{
+    long _i = get_global_id(0);
+    if (_i >= _n) return;
+{same_loads}{body}    _y[_i] = {result};
+}}
 """
 
 
@@ -226,12 +233,17 @@ def broadcast_source(dtype: str, helpers: str, inputs: Sequence[tuple[str, str]]
     params = ", ".join([f"__global {out}* _y"] + [f"__global const {t}* {n}_" for t, n in inputs])
     zero = "".join(f", _i{n} = 0" for n in names)
     accumulate = "\n".join(f"        _i{n} += _q * _meta[1 + {k + 1} * _nd + _d];" for k, n in enumerate(names))
-    loads = "".join(f"    float {n} = vload_half(_i{n}, {n}_);\n" if local_ctype(t, dtype) != t
-                    else f"    {t} {n} = {n}_[_i{n}];\n" for t, n in inputs)
+    def load(t: str, n: str, index: str) -> str:
+        if local_ctype(t, dtype) != t:
+            return f"    float {n} = vload_half({index}, {n}_);\n"
+        return f"    {t} {n} = {n}_[{index}];\n"
+
+    loads = "".join(load(t, n, f"_i{n}") for t, n in inputs)
+    same_loads = "".join(load(t, n, "_i") for t, n in inputs)
     pragma = "#pragma OPENCL EXTENSION cl_khr_fp16 : enable\n" if dtype == "float16" else ""
     prelude = PRELUDE.format(T=CTYPES[dtype], nan="isnan(a) || " if dtype in FLOATS else "")
     return TEMPLATE.format(pragma=pragma, prelude=prelude, helpers=helpers, params=params, zero=zero,
-                           accumulate=accumulate, loads=loads, body=body, result=result)
+                           accumulate=accumulate, loads=loads, same_loads=same_loads, body=body, result=result)
 
 
 def kernel_source(op: str, dtype: str, arity: int | None = None, attrs: dict | None = None,
@@ -261,9 +273,9 @@ def broadcast_meta(shapes: list[tuple[int, ...]]) -> tuple[tuple[int, ...], np.n
 
 
 def broadcast_launcher(rt: Runtime, source: str, out_dtype: np.dtype):
-    """Runs kernel ``ew`` of ``source`` on device arrays, broadcasting them; absent
-    optional inputs (None) are skipped."""
-    kernel = rt.kernel(source, "ew")
+    """Runs kernel ``ew`` of ``source`` on device arrays, broadcasting them (``ew_same``
+    when every input has the output's shape); absent optional inputs (None) are skipped."""
+    kernel, same = rt.kernel(source, "ew"), rt.kernel(source, "ew_same")
     metas: dict[tuple, tuple] = {}
 
     def run(*given):
@@ -272,11 +284,14 @@ def broadcast_launcher(rt: Runtime, source: str, out_dtype: np.dtype):
         cached = metas.get(shapes)
         if cached is None:
             shape, meta = broadcast_meta(list(shapes))
-            cached = metas[shapes] = (shape, rt.upload(meta))
+            alike = all(s == shape for s in shapes)  # no broadcasting: every input read at i
+            cached = metas[shapes] = (shape, None if alike else rt.upload(meta))
         shape, meta = cached
         y = rt.empty(shape, out_dtype)
         n = int(np.prod(shape, dtype=np.int64))
-        if n:
+        if n and meta is None:
+            same(rt.queue, (n,), None, y.data, *[x.data for x in xs], np.int64(n))
+        elif n:
             kernel(rt.queue, (n,), None, y.data, *[x.data for x in xs], meta.data, np.int64(n))
         return y
 

@@ -260,7 +260,7 @@ def test_supports_is_exact():
     assert supports("MatMul", TensorType("float32", (2, 2, 3)), TensorType("float32", (3, 4)))
     assert not supports("MatMul", TensorType("float64", (2, 3)), TensorType("float64", (3, 4)))
     assert not supports("MatMul", TensorType("float32", None), f32)
-    assert not supports("Tan", f32)
+    assert not supports("Hardmax", f32)
     assert supports("Pow", f32, TensorType("float16", ())) and not supports("Pow", f32, TensorType("float64", ()))
     assert not supports("Pow", TensorType("int32", (2,)), TensorType("int32", (2,)))
     assert not supports("Where", f32, f32, f32)
@@ -286,14 +286,14 @@ def test_available_gives_the_reason_without_a_platform(monkeypatch):
 
 
 def mixed_graph():
-    """MatMul, Add, Relu (opencl), Tan (cpu only), Softmax (opencl)."""
+    """MatMul, Add, Relu (opencl), Hardmax (cpu only), Softmax (opencl)."""
     rng = np.random.default_rng(1)
     b = GraphBuilder("mixed")
     x = b.input("x", "float32", (4, 8))
     w = b.constant(rng.normal(size=(8, 6)).astype(np.float32), "w")
     bias = b.constant(rng.normal(size=6).astype(np.float32), "bias")
     h = b.Relu(b.Add(b.MatMul(x, w), bias))
-    b.output(b.Softmax(b.Tan(h), axis=-1))
+    b.output(b.Softmax(b.Hardmax(h), axis=-1))
     return b.build()
 
 
@@ -303,7 +303,7 @@ def test_session_opencl_and_cpu_matches_cpu_and_plan_shows_copies():
     alone = Session(mixed_graph(), backends=["cpu"])
     np.testing.assert_allclose(mixed.run({"x": x})[0], alone.run({"x": x})[0], rtol=1e-5, atol=1e-6)
     placement = {n.op: p.backend.name for p in mixed.plan.partitions for n in p.nodes}
-    assert placement == {"MatMul": "opencl", "Add": "opencl", "Relu": "opencl", "Tan": "cpu", "Softmax": "opencl"}
+    assert placement == {"MatMul": "opencl", "Add": "opencl", "Relu": "opencl", "Hardmax": "cpu", "Softmax": "opencl"}
     assert [p.backend.name for p in mixed.plan.partitions] == ["opencl", "cpu", "opencl"]
     copies = [(c.source, c.target, c.before) for c in mixed.plan.copies]
     assert copies == [("host", "opencl", 0), ("opencl", "host", 1), ("host", "opencl", 2), ("opencl", "host", 3)]

@@ -35,6 +35,14 @@ class Windows:
         pads = resolve_pads(attrs.get("auto_pad", "NOTSET"), sizes, kernel, strides, dilations, attrs.get("pads"))
         out = [output_size(sizes[i], kernel[i], strides[i], dilations[i], pads[i], pads[i + n], ceil_mode)
                for i in range(n)]
+        return cls.lifted(sizes, kernel, out, strides, dilations, pads)
+
+    @classmethod
+    def lifted(cls, sizes: Sequence[int], kernel: Sequence[int], out: Sequence[int], strides: Sequence[int],
+               dilations: Sequence[int], pads: Sequence[int]) -> Windows:
+        """Resolved geometry of ``len(kernel)`` spatial axes (pads begins then ends),
+        padded to :data:`SPATIAL` axes."""
+        n = len(kernel)
 
         def lift(values: Sequence[int], fill: int) -> tuple[int, ...]:
             return (fill,) * (SPATIAL - n) + tuple(int(v) for v in values)

@@ -870,27 +870,38 @@ def _source_coords(mode: str, out_len: int, scale: float, in_len: int, roi: tupl
     raise ShapeError(f"Resize coordinate_transformation_mode '{mode}' is unknown")
 
 
-def _resize_axis(data: np.ndarray, axis: int, scale: float, out_len: int, kernel, coord_mode: str,
-                 roi: tuple | None, extrapolation, exclude_outside: int, nearest: bool) -> np.ndarray:
-    """Resample ``data`` along one axis (float64 data unless ``nearest``)."""
-    in_len = data.shape[axis]
-    if out_len == 0:
-        return np.empty(data.shape[:axis] + (0,) + data.shape[axis + 1:], data.dtype)
+def resize_axis_taps(in_len: int, out_len: int, scale: float, kernel, coord_mode: str, roi: tuple | None,
+                     exclude_outside: int, nearest: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """How one axis is resampled: for each output index, the source indices it reads
+    (clamped into the input; a single one for ``nearest``) and their float64 weights,
+    and for tf_crop_and_resize the mask of outputs outside the input (else None)."""
     x, outside = _source_coords(coord_mode, out_len, scale, in_len, roi)
     left = np.ceil(x).astype(np.int64) - 1
     weights = kernel(x - left, scale)
     n = weights.shape[1]
     taps = left[:, None] + np.arange(1 - n // 2, n // 2 + 1)[None, :]
-    tail = (1,) * (data.ndim - axis - 1)
     if nearest:  # pick the chosen neighbour: weighing them would turn 0 * inf into nan
         chosen = taps[np.arange(out_len), weights.argmax(axis=1)]
-        out = np.take(data, np.clip(chosen, 0, in_len - 1), axis=axis)
+        return np.clip(chosen, 0, in_len - 1)[:, None], np.ones((out_len, 1)), outside
+    if exclude_outside:
+        weights = np.where((taps < 0) | (taps >= in_len), 0.0, weights)
+        total = weights.sum(axis=1, keepdims=True)
+        weights = weights / np.where(total == 0, 1.0, total)
+    return np.clip(taps, 0, in_len - 1), weights, outside
+
+
+def _resize_axis(data: np.ndarray, axis: int, scale: float, out_len: int, kernel, coord_mode: str,
+                 roi: tuple | None, extrapolation, exclude_outside: int, nearest: bool) -> np.ndarray:
+    """Resample ``data`` along one axis (float64 data unless ``nearest``)."""
+    if out_len == 0:
+        return np.empty(data.shape[:axis] + (0,) + data.shape[axis + 1:], data.dtype)
+    taps, weights, outside = resize_axis_taps(data.shape[axis], out_len, scale, kernel, coord_mode, roi,
+                                              exclude_outside, nearest)
+    tail = (1,) * (data.ndim - axis - 1)
+    if nearest:
+        out = np.take(data, taps[:, 0], axis=axis)
     else:
-        if exclude_outside:
-            weights = np.where((taps < 0) | (taps >= in_len), 0.0, weights)
-            total = weights.sum(axis=1, keepdims=True)
-            weights = weights / np.where(total == 0, 1.0, total)
-        picked = np.take(data, np.clip(taps, 0, in_len - 1), axis=axis)
+        picked = np.take(data, taps, axis=axis)
         with np.errstate(invalid="ignore"):  # 0 * inf where a weight is zero
             out = (picked * weights.reshape(weights.shape + tail)).sum(axis=axis + 1)
     if outside is not None and outside.any():
@@ -916,7 +927,9 @@ def resize_plan(shape: Sequence[int], scales: Sequence[float] | None, sizes: Seq
         if any(s <= 0 for s in scale.values()):
             raise ShapeError(f"Resize scales {list(scales)} must be positive", node)
         return axes, scale, {a: int(np.floor(scale[a] * shape[a])) for a in axes}
-    scale = {a: s / shape[a] for a, s in zip(axes, sizes)}
+    if any(shape[a] == 0 and s for a, s in zip(axes, sizes)):
+        raise ShapeError(f"Resize cannot fill sizes {list(sizes)} from empty axes of {list(shape)}", node)
+    scale = {a: s / shape[a] if shape[a] else 1.0 for a, s in zip(axes, sizes)}
     size = dict(zip(axes, (int(s) for s in sizes)))
     if policy != "stretch":
         if policy not in ("not_larger", "not_smaller"):
@@ -939,6 +952,28 @@ def _to_dtype(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 def _nonempty(value: np.ndarray | None) -> np.ndarray | None:
     return None if value is None or value.size == 0 else value
+
+
+def resize_steps(shape: Sequence[int], roi: np.ndarray | None, scales: np.ndarray | None,
+                 sizes: np.ndarray | None, axes: Sequence[int] | None, policy: str, node: str | None = None
+                 ) -> list[tuple[int, float, int, tuple]]:
+    """Resize's passes, one per axis that changes, in order: (axis, scale, output size,
+    (roi start, roi end)). Empty ``roi``, ``scales`` or ``sizes`` count as absent."""
+    scales, sizes, roi = _nonempty(scales), _nonempty(sizes), _nonempty(roi)
+    order, scale, size = resize_plan(shape, None if scales is None else scales.tolist(),
+                                     None if sizes is None else sizes.tolist(), axes, policy, node)
+    n = len(order)
+    if roi is None:
+        roi = np.array([0.0] * n + [1.0] * n, np.float32)
+    if roi.size != 2 * n:
+        raise ShapeError(f"Resize roi has {roi.size} entries for {n} axes", node)
+    steps = []
+    for i, axis in enumerate(order):
+        lo, hi = roi[i], roi[n + i]
+        if not (math.isclose(scale[axis], 1.0) and size[axis] == shape[axis]
+                and math.isclose(float(lo), 0.0) and math.isclose(float(hi), 1.0)):
+            steps.append((axis, scale[axis], size[axis], (lo, hi)))
+    return steps
 
 
 @register
@@ -980,27 +1015,15 @@ class Resize(OpDef):
     def reference(self, X, roi=None, scales=None, sizes=None, *, antialias, axes, coordinate_transformation_mode,
                   cubic_coeff_a, exclude_outside, extrapolation_value, keep_aspect_ratio_policy, mode,
                   nearest_mode):
-        scales, sizes, roi = _nonempty(scales), _nonempty(sizes), _nonempty(roi)
-        order, scale, size = resize_plan(X.shape, None if scales is None else scales.tolist(),
-                                         None if sizes is None else sizes.tolist(), axes,
-                                         keep_aspect_ratio_policy)
         kernel = _resize_kernel(mode, nearest_mode, antialias if mode != "nearest" else 0, cubic_coeff_a)
-        n = len(order)
-        if roi is None:
-            roi = np.array([0.0] * n + [1.0] * n, np.float32)
-        if roi.size != 2 * n:
-            raise ShapeError(f"Resize roi has {roi.size} entries for {n} axes")
+        steps = resize_steps(X.shape, roi, scales, sizes, axes, keep_aspect_ratio_policy)
         # nearest only picks elements, so it works in X's own dtype; the others in float64
         nearest = mode == "nearest"
         out = X if nearest else X.astype(np.float64)
         fill = _to_dtype(np.array(extrapolation_value, np.float64), X.dtype) if nearest else extrapolation_value
-        for i, axis in enumerate(order):
-            lo, hi = roi[i], roi[n + i]
-            if (math.isclose(scale[axis], 1.0) and size[axis] == out.shape[axis]
-                    and math.isclose(float(lo), 0.0) and math.isclose(float(hi), 1.0)):
-                continue
-            out = _resize_axis(out, axis, scale[axis], size[axis], kernel, coordinate_transformation_mode,
-                               (lo, hi), fill, exclude_outside, nearest)
+        for axis, scale, size, window in steps:
+            out = _resize_axis(out, axis, scale, size, kernel, coordinate_transformation_mode, window, fill,
+                               exclude_outside, nearest)
         return out.copy() if nearest else _to_dtype(out, X.dtype)
 
 

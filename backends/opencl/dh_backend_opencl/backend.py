@@ -16,12 +16,12 @@ from dh_core.passes import eliminate_dead_code
 from dh_core.passes.batchnorm import fold_batch_norm
 
 from . import (blocks, cast, conv, conv_transpose, elementwise, fusion, gemm, kernels, lp_pool, movement,
-               normalization, pool)
+               normalization, pool, resize)
 from .table import OpKernel
 
 KERNELS: dict[str, OpKernel] = {}
 for _module in (elementwise, gemm, kernels, conv, pool, normalization, movement, cast, conv_transpose, blocks,
-                lp_pool):
+                lp_pool, resize):
     KERNELS.update(_module.KERNELS)
 
 

@@ -38,23 +38,22 @@ LAYERS = [  # (label, op, input shape, constant shapes, attributes)
 
 
 def layer_graph(op: str, x_shape, constant_shapes, attrs):
+    """A one-node graph; each constant is an array, or a shape to fill with random floats."""
     b = GraphBuilder(op)
     x = b.input("x", "float32", x_shape)
-    constants = [b.constant(RNG.uniform(0.5, 1.5, s).astype(np.float32)) for s in constant_shapes]
+    constants = [b.constant(s if isinstance(s, np.ndarray) else RNG.uniform(0.5, 1.5, s).astype(np.float32))
+                 for s in constant_shapes]
     b.output(b.node(op, x, *constants, outputs=1, **attrs))
     return b.build()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--device", default="opencl:0")
-    args = parser.parse_args()
+def compare_layers(layers, repeat: int, device_name: str) -> None:
+    """Print the median time of each layer on the CPU and OpenCL backends and their ratio."""
     opencl, cpu = backends.get("opencl"), backends.get("cpu")
-    device = Device(args.device)
-    header(f"OpenCL layers on {args.device}: {opencl.describe()[device.index]}")
+    device = Device(device_name)
+    header(f"OpenCL layers on {device_name}: {opencl.describe()[device.index]}")
     print(f"{'layer':32} {'cpu ms':>9} {'opencl ms':>10} {'cpu/opencl':>11}")
-    for label, op, x_shape, constant_shapes, attrs in LAYERS:
+    for label, op, x_shape, constant_shapes, attrs in layers:
         graph = layer_graph(op, x_shape, constant_shapes, attrs)
         x = RNG.standard_normal(x_shape).astype(np.float32)
         on_cpu = cpu.compile(graph, Device("cpu"))
@@ -66,10 +65,18 @@ def main() -> None:
             on_device.run([x_device])
             queue.finish()
 
-        cpu_median, _ = median_seconds(lambda: on_cpu.run([x]), args.repeat)
-        device_median, _ = median_seconds(device_run, args.repeat)
+        cpu_median, _ = median_seconds(lambda: on_cpu.run([x]), repeat)
+        device_median, _ = median_seconds(device_run, repeat)
         print(f"{label:32} {cpu_median * 1e3:9.2f} {device_median * 1e3:10.2f} {cpu_median / device_median:11.2f}")
 
+
+def main(layers=LAYERS, description: str = __doc__) -> None:
+    """The command line of this script and of others that time their own ``layers``."""
+    parser = argparse.ArgumentParser(description=description.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--device", default="opencl:0")
+    args = parser.parse_args()
+    compare_layers(layers, args.repeat, args.device)
 
 if __name__ == "__main__":
     main()

@@ -51,8 +51,9 @@ def test_lp_pool_matches_reference(shape, attrs):
 
 
 def test_lp_pool_extreme_values():
-    """Magnitudes whose p-th power overflows or underflows float32, zeros, nan and inf."""
-    x = np.array([[[3e30, -4e30, 1e-30, -2e-30, 0.0, 0.0, np.inf, 1.0, np.nan, -np.inf, 2.0, 5.0]]], np.float32)
+    """Magnitudes whose p-th power overflows or underflows float32, subnormals, zeros, nan and inf."""
+    x = np.array([[[3e30, -4e30, 1e-30, -2e-30, 0.0, 0.0, np.inf, 1.0, np.nan, -np.inf, 2.0, 5.0,
+                    1e-40, 0.0, 3e-39, -1e-45]]], np.float32)
     attrs = {"kernel_shape": [2], "strides": [2], "p": 3}
     check(run("LpPool", [x], attrs), ours("LpPool", [x], attrs)[0])
 

@@ -2,6 +2,17 @@
 // window's input elements, pads counting as zeros. The norm is taken of the elements
 // divided by the largest magnitude, so |x|^p neither overflows nor underflows.
 // Global size: (P, N * C), P output positions per (image, channel) plane.
+
+// b^e for e >= 1 by repeated squaring (PoCL's pown is a slow library call).
+inline float power(float b, int e)
+{
+    float r = 1.0f;
+    for (; e; e >>= 1, b *= b)
+        if (e & 1)
+            r *= b;
+    return r;
+}
+
 __kernel void lp_pool(__global float* y, const int p_norm, __global const float* x, __global const int* g)
 {
     const long p = get_global_id(0), plane = get_global_id(1);
@@ -30,7 +41,7 @@ __kernel void lp_pool(__global float* y, const int p_norm, __global const float*
                 for (int kw = 0; kw < KERNEL(2); ++kw) {
                     const int3 i = tap_position(g, o, (int3)(kd, kh, kw));
                     if (inside(g, i))
-                        total += pown(fabs(xp[plane_offset(g, i)]) / largest, p_norm);
+                        total += power(fabs(xp[plane_offset(g, i)]) / largest, p_norm);
                 }
         norm = largest * (p_norm == 1 ? total : p_norm == 2 ? sqrt(total) : pow(total, 1.0f / p_norm));
     }

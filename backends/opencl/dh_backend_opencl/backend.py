@@ -15,11 +15,11 @@ from dh_core.ir import Graph, Node, TensorType
 from dh_core.passes import eliminate_dead_code
 from dh_core.passes.batchnorm import fold_batch_norm
 
-from . import cast, conv, elementwise, fusion, gemm, kernels, movement, normalization, pool
+from . import cast, conv, elementwise, fusion, gemm, indexing, kernels, movement, normalization, pool
 from .table import OpKernel
 
 KERNELS: dict[str, OpKernel] = {}
-for _module in (elementwise, gemm, kernels, conv, pool, normalization, movement, cast):
+for _module in (elementwise, gemm, kernels, conv, pool, normalization, movement, indexing, cast):
     KERNELS.update(_module.KERNELS)
 
 

@@ -21,7 +21,7 @@
 #ifndef ONE
 #define ONE 1
 #endif
-#if !defined(REDUCE_ADD) && !defined(REDUCE_MUL) && !defined(REDUCE_MAX) && !defined(REDUCE_MIN)
+#if !defined(REDUCE_NONE) && !defined(REDUCE_ADD) && !defined(REDUCE_MUL) && !defined(REDUCE_MAX) && !defined(REDUCE_MIN)
 #define REDUCE_NONE
 #endif
 

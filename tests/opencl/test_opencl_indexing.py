@@ -138,6 +138,23 @@ def test_one_hot(values_dtype):
     agrees("OneHot", [np.zeros((0, 2), np.uint8), np.array(3, np.int64), values], {"axis": 1}, index_inputs={1})
 
 
+@pytest.mark.parametrize("dtype", ["float32", "int32", "int64"])
+def test_top_k_sorts_ties_by_lower_index(dtype):
+    x = np.array([[3, 1, 3, -2, 1, 5], [0, 0, 0, 0, 0, 0], [-1, 4, 2, 4, -1, 2]], dtype)
+    for axis, k in [(-1, 3), (1, 6), (0, 2), (1, 0), (-2, 3)]:
+        for largest in (0, 1):
+            agrees("TopK", [x, ints(k)], {"axis": axis, "largest": largest, "sorted": largest}, index_inputs={1},
+                   outputs=2)
+    agrees("TopK", [draw(dtype, (2, 7, 3)), ints(4)], {"axis": 1}, index_inputs={1}, outputs=2)
+    agrees("TopK", [draw(dtype, (0, 4)), ints(2)], {}, index_inputs={1}, outputs=2)
+
+
+def test_top_k_puts_nan_first_when_largest_and_last_when_smallest():
+    x = np.array([1.0, np.nan, -np.inf, 2.0, np.nan, np.inf, 2.0], np.float32)
+    for largest in (0, 1):
+        agrees("TopK", [x, ints(7)], {"largest": largest}, index_inputs={1}, outputs=2)
+
+
 def test_out_of_range_indices_are_clamped_on_the_device():
     x = np.arange(12, dtype=np.int64).reshape(3, 4)
     got = run_outputs("GatherElements", [x, ints(9, -9, 1, 2).reshape(1, 4)], {"axis": 0})[0]
@@ -158,6 +175,8 @@ def test_bad_shapes_raise_shape_errors():
         run_outputs("ScatterElements", [x, np.zeros((1, 2), np.int64), draw("float32", (2, 1))], {"axis": 0})
     with pytest.raises(ShapeError, match="do not fit"):
         run_outputs("ScatterND", [x, ints(0, 1).reshape(2, 1), draw("float32", (2, 3))])
+    with pytest.raises(ShapeError, match="outside"):
+        run_outputs("TopK", [x, ints(5)], n_outputs=2)
     with pytest.raises(ShapeError, match="delta cannot be 0"):
         run_outputs("Range", [np.array(v, np.int64) for v in (0, 5, 0)])
 

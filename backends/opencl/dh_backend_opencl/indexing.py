@@ -1,9 +1,9 @@
 """Indexing ops on the device (``cl/indexing.cl``): GatherElements, GatherND,
-ScatterElements, ScatterND, CumSum, Trilu, EyeLike, Range and OneHot.
+ScatterElements, ScatterND, CumSum, Trilu, EyeLike, Range, OneHot and TopK.
 
 Data is float32, int32, int64 or bool (float16 too where elements are only copied);
 indices are int32 or int64 (int64 where ONNX says so). Index inputs that only steer
-the kernel (CumSum's axis, Trilu's k, Range's bounds, OneHot's depth) are read at
+the kernel (CumSum's axis, Trilu's k, Range's bounds, OneHot's depth, TopK's K) are read at
 compile time when they are initializers, else through :func:`runtime.host_values`.
 
 Out-of-range indices raise on the CPU; on the device they are clamped to the nearest
@@ -269,6 +269,28 @@ def one_hot_factory(rt: Runtime, node, types, attrs, consts):
     return run
 
 
+def top_k_factory(rt: Runtime, node, types, attrs, consts):
+    """Always sorted (ONNX leaves the order undefined for ``sorted=0``; the reference sorts)."""
+    dtype = type_key(types[0])
+    options = f"-DT={CTYPES[dtype]}" + (" -DFLOAT_DATA" if dtype == "float32" else "")
+    kernel = rt.kernel(source("indexing.cl"), "top_k", options + (" -DLARGEST" if attrs["largest"] else ""))
+
+    def run(x, k):
+        axis = normalize_axis(attrs["axis"], x.ndim, node.name)
+        count, length = _scalar(consts[1], k, "TopK K", node.name), x.shape[axis]
+        if not 0 <= count <= length:
+            raise ShapeError(f"TopK K={count} is outside [0, {length}] for axis {axis} of {list(x.shape)}",
+                             node.name)
+        shape = x.shape[:axis] + (count,) + x.shape[axis + 1:]
+        values, indices = rt.empty(shape, x.dtype), rt.empty(shape, np.int64)
+        if values.size:
+            kernel(rt.queue, (x.size,), None, values.data, indices.data, x.data, np.int64(length),
+                   np.int64(math.prod(x.shape[axis + 1:])), np.int64(count), np.int64(x.size))
+        return values, indices
+
+    return run
+
+
 # -- checks ------------------------------------------------------------------------------------------
 def _ranked(t, dtypes, min_rank: int = 0) -> bool:
     return type_key(t) in dtypes and rank(t) is not None and rank(t) >= min_rank
@@ -326,6 +348,11 @@ def _one_hot_check(node, types):
             and type_key(types[1]) in dt.NUMERIC and type_key(types[2]) in dt.ALL)
 
 
+def _top_k_check(node, types):
+    return (len(types) == 2 and _ranked(types[0], ("float32", "int32", "int64"), 1)
+            and type_key(types[1]) == "int64")
+
+
 KERNELS = {
     "GatherElements": OpKernel(_gather_elements_check, gather_elements_factory),
     "ScatterElements": OpKernel(_scatter_elements_check, scatter_elements_factory),
@@ -336,4 +363,5 @@ KERNELS = {
     "EyeLike": OpKernel(_eye_like_check, eye_like_factory),
     "Range": OpKernel(_range_check, range_factory, reads_constants=True),
     "OneHot": OpKernel(_one_hot_check, one_hot_factory, reads_constants=True),
+    "TopK": OpKernel(_top_k_check, top_k_factory, reads_constants=True),
 }

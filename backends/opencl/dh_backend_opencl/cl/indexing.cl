@@ -205,3 +205,42 @@ __kernel void one_hot(__global T* y, __global const I* idx, __global const T* va
     if (k < 0) k += depth;
     y[i] = k == c ? values[1] : values[0];
 }
+
+// TopK over the middle axis of an (outer, R, inner) array: one work-item per element
+// counts the elements of its line that sort before it (LARGEST: greater first, else
+// smaller first; nan counts as the greatest; equal values by lower index) and, when
+// that rank is below K, writes itself and its index there. O(R) per element.
+#if defined(FLOAT_DATA) && defined(LARGEST)
+#define BETTER(u, v) ((u) > (v) || (isnan(u) && !isnan(v)))
+#elif defined(FLOAT_DATA)
+#define BETTER(u, v) ((u) < (v) || (!isnan(u) && isnan(v)))
+#elif defined(LARGEST)
+#define BETTER(u, v) ((u) > (v))
+#else
+#define BETTER(u, v) ((u) < (v))
+#endif
+#ifdef FLOAT_DATA
+#define SAME(u, v) ((u) == (v) || (isnan(u) && isnan(v)))
+#else
+#define SAME(u, v) ((u) == (v))
+#endif
+
+__kernel void top_k(__global T* values, __global long* indices, __global const T* x, const long R,
+                    const long inner, const long K, const long n)
+{
+    const long i = get_global_id(0);
+    if (i >= n) return;
+    const long in = i % inner, j = (i / inner) % R, o = i / (inner * R);
+    __global const T* line = x + o * R * inner + in;
+    const T v = line[j * inner];
+    long rank = 0;
+    for (long t = 0; t < R; ++t) {
+        const T u = line[t * inner];
+        rank += BETTER(u, v) || (SAME(u, v) && t < j);
+    }
+    if (rank < K) {
+        const long at = (o * K + rank) * inner + in;
+        values[at] = v;
+        indices[at] = j;
+    }
+}

@@ -146,13 +146,18 @@ def test_top_k_sorts_ties_by_lower_index(dtype):
             agrees("TopK", [x, ints(k)], {"axis": axis, "largest": largest, "sorted": largest}, index_inputs={1},
                    outputs=2)
     agrees("TopK", [draw(dtype, (2, 7, 3)), ints(4)], {"axis": 1}, index_inputs={1}, outputs=2)
+    ties = np.round(draw("float32", (3, 40, 2))).astype(dtype)  # long lines, small K: one pick at a time
+    for k in (1, 5):
+        for largest in (0, 1):
+            agrees("TopK", [ties, ints(k)], {"axis": 1, "largest": largest}, index_inputs={1}, outputs=2)
     agrees("TopK", [draw(dtype, (0, 4)), ints(2)], {}, index_inputs={1}, outputs=2)
 
 
 def test_top_k_puts_nan_first_when_largest_and_last_when_smallest():
-    x = np.array([1.0, np.nan, -np.inf, 2.0, np.nan, np.inf, 2.0], np.float32)
+    x = np.tile(np.array([1.0, np.nan, -np.inf, 2.0, np.nan, np.inf, 2.0], np.float32), 3)
     for largest in (0, 1):
-        agrees("TopK", [x, ints(7)], {"largest": largest}, index_inputs={1}, outputs=2)
+        for k in (2, 21):
+            agrees("TopK", [x, ints(k)], {"largest": largest}, index_inputs={1}, outputs=2)
 
 
 def test_out_of_range_indices_are_clamped_on_the_device():

@@ -269,11 +269,18 @@ def one_hot_factory(rt: Runtime, node, types, attrs, consts):
     return run
 
 
+SELECT_RATIO = 8
+"""TopK picks its results one by one per line (K * R steps per line) when K is at most
+the axis length over this, and else ranks every element (R steps per element)."""
+
+
 def top_k_factory(rt: Runtime, node, types, attrs, consts):
     """Always sorted (ONNX leaves the order undefined for ``sorted=0``; the reference sorts)."""
     dtype = type_key(types[0])
     options = f"-DT={CTYPES[dtype]}" + (" -DFLOAT_DATA" if dtype == "float32" else "")
-    kernel = rt.kernel(source("indexing.cl"), "top_k", options + (" -DLARGEST" if attrs["largest"] else ""))
+    options += " -DLARGEST" if attrs["largest"] else ""
+    rank_kernel = rt.kernel(source("indexing.cl"), "top_k_rank", options)
+    select_kernel = rt.kernel(source("indexing.cl"), "top_k_select", options)
 
     def run(x, k):
         axis = normalize_axis(attrs["axis"], x.ndim, node.name)
@@ -283,9 +290,16 @@ def top_k_factory(rt: Runtime, node, types, attrs, consts):
                              node.name)
         shape = x.shape[:axis] + (count,) + x.shape[axis + 1:]
         values, indices = rt.empty(shape, x.dtype), rt.empty(shape, np.int64)
-        if values.size:
-            kernel(rt.queue, (x.size,), None, values.data, indices.data, x.data, np.int64(length),
-                   np.int64(math.prod(x.shape[axis + 1:])), np.int64(count), np.int64(x.size))
+        if not values.size:
+            return values, indices
+        inner = np.int64(math.prod(x.shape[axis + 1:]))
+        if count * SELECT_RATIO <= length:
+            lines = x.size // length
+            select_kernel(rt.queue, (lines,), None, values.data, indices.data, x.data, np.int64(length), inner,
+                          np.int64(count), np.int64(lines))
+        else:
+            rank_kernel(rt.queue, (x.size,), None, values.data, indices.data, x.data, np.int64(length), inner,
+                        np.int64(count), np.int64(x.size))
         return values, indices
 
     return run

@@ -206,10 +206,9 @@ __kernel void one_hot(__global T* y, __global const I* idx, __global const T* va
     y[i] = k == c ? values[1] : values[0];
 }
 
-// TopK over the middle axis of an (outer, R, inner) array: one work-item per element
-// counts the elements of its line that sort before it (LARGEST: greater first, else
-// smaller first; nan counts as the greatest; equal values by lower index) and, when
-// that rank is below K, writes itself and its index there. O(R) per element.
+// TopK over the middle axis of an (outer, R, inner) array, in the order "sorts before":
+// LARGEST puts greater values first, else smaller ones; nan counts as the greatest
+// value; equal values go by lower index. The order is total, so results are exact.
 #if defined(FLOAT_DATA) && defined(LARGEST)
 #define BETTER(u, v) ((u) > (v) || (isnan(u) && !isnan(v)))
 #elif defined(FLOAT_DATA)
@@ -225,8 +224,12 @@ __kernel void one_hot(__global T* y, __global const I* idx, __global const T* va
 #define SAME(u, v) ((u) == (v))
 #endif
 
-__kernel void top_k(__global T* values, __global long* indices, __global const T* x, const long R,
-                    const long inner, const long K, const long n)
+#define BEFORE(u, t, v, j) (BETTER(u, v) || (SAME(u, v) && (t) < (j)))
+
+// One work-item per element counts the elements of its line that sort before it and,
+// when that rank is below K, writes itself and its index there: R steps per element.
+__kernel void top_k_rank(__global T* values, __global long* indices, __global const T* x, const long R,
+                         const long inner, const long K, const long n)
 {
     const long i = get_global_id(0);
     if (i >= n) return;
@@ -234,13 +237,34 @@ __kernel void top_k(__global T* values, __global long* indices, __global const T
     __global const T* line = x + o * R * inner + in;
     const T v = line[j * inner];
     long rank = 0;
-    for (long t = 0; t < R; ++t) {
-        const T u = line[t * inner];
-        rank += BETTER(u, v) || (SAME(u, v) && t < j);
-    }
+    for (long t = 0; t < R; ++t) rank += BEFORE(line[t * inner], t, v, j);
     if (rank < K) {
         const long at = (o * K + rank) * inner + in;
         values[at] = v;
         indices[at] = j;
+    }
+}
+
+// One work-item per line picks its K results one after another, each the first
+// element in the order after the previous pick: K * R steps per line.
+__kernel void top_k_select(__global T* values, __global long* indices, __global const T* x, const long R,
+                           const long inner, const long K, const long lines)
+{
+    const long l = get_global_id(0);
+    if (l >= lines) return;
+    const long in = l % inner, o = l / inner;
+    __global const T* line = x + o * R * inner + in;
+    long prev = -1;
+    for (long r = 0; r < K; ++r) {
+        long best = -1;
+        for (long t = 0; t < R; ++t) {
+            const T u = line[t * inner];
+            const int after = prev < 0 || BEFORE(line[prev * inner], prev, u, t);
+            if (after && (best < 0 || BEFORE(u, t, line[best * inner], best))) best = t;
+        }
+        const long at = (o * K + r) * inner + in;
+        values[at] = line[best * inner];
+        indices[at] = best;
+        prev = best;
     }
 }

@@ -9,7 +9,10 @@ compile time when they are initializers, else through :func:`runtime.host_values
 Out-of-range indices raise on the CPU; on the device they are clamped to the nearest
 end of their axis, as Gather's are, so a kernel never touches memory outside its
 buffers. Scatters combine updates in index order, so repeated indices give the
-reference's result for every reduction (the last write wins for ``none``)."""
+reference's result for every reduction (the last write wins for ``none``): one
+work-item per line of ScatterElements' indices, and one per position in ScatterND's
+update slices, which walks the index rows in turn (a scatter of single elements
+runs its rows one after another)."""
 from __future__ import annotations
 
 import math
@@ -51,11 +54,6 @@ def _options(dtype: str, index_dtype: str | None = None, reduction: str | None =
     if reduction is not None:
         parts.append(f"-DREDUCE_{reduction.upper()}")
     return " ".join(parts)
-
-
-def _data(buf):
-    """The buffer of a device array; None for an empty one, which a kernel never reads."""
-    return buf.data if buf.size else None
 
 
 def _scalar(const, buf, what: str, node_name: str) -> int:
@@ -116,7 +114,7 @@ def scatter_elements_factory(rt: Runtime, node, types, attrs):
 
 
 # -- row gathers and scatters --------------------------------------------------------------------
-def _row_meta(rt: Runtime, node, data_shape, first: int, m: int):
+def _row_meta(rt: Runtime, data_shape, first: int, m: int):
     """Metadata of index rows naming data axes ``first`` to ``first + m``: [m, dims, strides]."""
     dims = data_shape[first:first + m]
     strides = contiguous_strides(data_shape[first:])[:m]
@@ -137,7 +135,7 @@ def gather_nd_factory(rt: Runtime, node, types, attrs):
             return y
         if not all(x.shape[b:b + m]):
             raise ShapeError(f"GatherND indexes an empty axis of {list(x.shape)}", node.name)
-        meta = _row_meta(rt, node, x.shape, b, m)
+        meta = _row_meta(rt, x.shape, b, m)
         rows_per_batch = math.prod(indices.shape[b:-1])
         kernel(rt.queue, (y.size,), None, y.data, x.data, indices.data, meta.data, np.int64(rows_per_batch),
                np.int64(math.prod(x.shape[b:])), np.int64(math.prod(x.shape[b + m:])), np.int64(y.size))
@@ -160,7 +158,7 @@ def scatter_nd_factory(rt: Runtime, node, types, attrs):
             return y
         if not all(x.shape[:k]):
             raise ShapeError(f"ScatterND indexes an empty axis of {list(x.shape)}", node.name)
-        meta = _row_meta(rt, node, x.shape, 0, k)
+        meta = _row_meta(rt, x.shape, 0, k)
         kernel(rt.queue, (inner,), None, y.data, indices.data, updates.data, meta.data,
                np.int64(rows), np.int64(inner))
         return y

@@ -174,7 +174,8 @@ __kernel void eye(__global T* y, const long cols, const long k, const long n)
 }
 
 // y[i] = start + i * delta: integers wrap as the reference's int64 arithmetic cast
-// down does; floats round once (fma) where the reference rounds its float64 value.
+// down does; floats round once (fma) where the reference rounds its float64 value
+// (i itself is exact as a float below 2^24 elements).
 __kernel void range_values(__global T* y, const T start, const T delta, const long n)
 {
     const long i = get_global_id(0);

@@ -58,3 +58,16 @@ def header(title: str) -> None:
 
     print(f"# {title}")
     print(f"machine: {machine()}; numpy {numpy.__version__}; BLAS: {blas_threads()}")
+
+
+def opencl_against_cpu(title: str, size: int, repeat: int):
+    """Prints the header and the device line of an OpenCL-vs-CPU op benchmark; returns
+    the OpenCL backend, the CPU backend, ``opencl:0`` and its queue."""
+    from dh_core.backend import Device
+    from dh_core.backends import get as get_backend
+
+    header(title)
+    opencl, cpu = get_backend("opencl"), get_backend("cpu")
+    device = Device("opencl:0")
+    print(f"device: {opencl.describe()[0]}; size {size}; runs: {repeat}")
+    return opencl, cpu, device, opencl.runtime(device).queue

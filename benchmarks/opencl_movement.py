@@ -12,11 +12,10 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from _common import header, median_seconds
+from _common import median_seconds, opencl_against_cpu
 
 import dh_core as dh
 from dh_core.backend import Device
-from dh_core.backends import get as get_backend
 
 
 def cases(n: int):
@@ -51,11 +50,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--repeat", type=int, default=20)
     args = parser.parse_args()
-    header("OpenCL movement ops vs the CPU backend")
-    opencl, cpu = get_backend("opencl"), get_backend("cpu")
-    device = Device("opencl:0")
-    queue = opencl.runtime(device).queue
-    print(f"device: {opencl.describe()[0]}; size {args.size}; runs: {args.repeat}")
+    opencl, cpu, device, queue = opencl_against_cpu("OpenCL movement ops vs the CPU backend", args.size, args.repeat)
     print(f"{'op':14} {'opencl ms':>10} {'cpu ms':>10} {'ratio':>7}")
     rng = np.random.default_rng(0)
     for name, op, shape, constants, attrs in cases(args.size):

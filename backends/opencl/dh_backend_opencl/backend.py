@@ -15,13 +15,13 @@ from dh_core.ir import Graph, Node, TensorType
 from dh_core.passes import eliminate_dead_code
 from dh_core.passes.batchnorm import fold_batch_norm
 
-from . import (blocks, cast, conv, conv_transpose, elementwise, fusion, gemm, kernels, lp_pool, movement,
-               normalization, pool, resize)
+from . import (blocks, cast, conv, conv_transpose, elementwise, fusion, gemm, indexing, kernels, lp_pool,
+               movement, normalization, pool, resize)
 from .table import OpKernel
 
 KERNELS: dict[str, OpKernel] = {}
 for _module in (elementwise, gemm, kernels, conv, pool, normalization, movement, cast, conv_transpose, blocks,
-                lp_pool, resize):
+                lp_pool, resize, indexing):
     KERNELS.update(_module.KERNELS)
 
 

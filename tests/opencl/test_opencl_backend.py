@@ -65,9 +65,9 @@ TOLERANCE = {"float16": (2e-3, 1e-6), "float32": (2e-5, 1e-6)}
 """(rtol, atol): float16 computes in float32 and rounds once, so it may differ from a
 reference that rounds each step (or calls a float32 function of other accuracy) by a
 unit or two in the last place (2**-10 relative)."""
-STEPWISE_FLOAT16 = {"Selu": (1e-2, 1e-3), "HardSigmoid": (1e-2, 1e-3), "HardSwish": (1e-2, 1e-3)}
+STEPWISE_FLOAT16 = {op: (1e-2, 1e-3) for op in ("Selu", "HardSigmoid", "HardSwish", "Softmax", "LogSoftmax")}
 """Ops whose float16 reference rounds after each of several steps (a * exp(x) - a,
-alpha * x + beta): the conformance suite's float16 tolerance."""
+alpha * x + beta, a sum of exponentials): the conformance suite's float16 tolerance."""
 
 
 def check(actual: np.ndarray, expected: np.ndarray, op: str = "") -> None:
@@ -217,23 +217,47 @@ def test_reduce_matches_reference(op, axes, keepdims):
             assert np.all(np.abs(actual - expected) <= 1e-5 * magnitude + 1e-6)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
 @pytest.mark.parametrize("op", list(REDUCTIONS))
-def test_reduce_edge_cases(op):
-    long_row = draw("float32", (1, 1000)) * (0.2 if op == "ReduceProd" else 1.0)
+def test_reduce_edge_cases(op, dtype):
+    long_row = (draw("float32", (1, 1000)) * (0.2 if op == "ReduceProd" else 1.0)).astype(dtype)
     check(run(op, [long_row]), ours(op, [long_row])[0])
     noop = {"noop_with_empty_axes": 1}
     check(run(op, [long_row], noop), ours(op, [long_row], noop)[0])
     specials = np.array([[1.0, np.nan, 3.0], [np.inf, 2.0, -1.0], [-np.inf, -np.inf, -np.inf],
-                         [np.inf, -np.inf, 0.0], [100.0, 99.0, -3.0]], np.float32)
+                         [np.inf, -np.inf, 0.0], [100.0, 99.0, -3.0]], dtype)
     for axes in (None, np.array([1], np.int64)):
         inputs = [specials, axes]
         with np.errstate(all="ignore"):
             check(run(op, inputs, constants={1}), ours(op, inputs)[0])
-    empty_rows = np.zeros((0, 4), np.float32)
+    empty_rows = np.zeros((0, 4), dtype)
     axis = np.array([1], np.int64)
     check(run(op, [empty_rows, axis]), ours(op, [empty_rows, axis])[0])
-    empty_axis = np.zeros((3, 0), np.float32)
+    empty_axis = np.zeros((3, 0), dtype)
     check(run(op, [empty_axis, axis], constants={1}), ours(op, [empty_axis, axis])[0])
+
+
+@pytest.mark.parametrize("op", list(REDUCTIONS))
+def test_float16_reduce_accumulates_in_float32_and_rounds_once(op):
+    x = (draw("float32", (3, 70, 5)) * (0.5 if op == "ReduceProd" else 1.0)).astype(np.float16)
+    for axes in (None, [1], [0, 2], [2, 0, 1]):
+        inputs = [x, None if axes is None else np.array(axes, np.int64)]
+        # the reference on the same values in float32: no float16 rounding until the end
+        expected = ours(op, [x.astype(np.float32), inputs[1]])[0]
+        magnitude = np.abs(ours(op, [np.abs(x).astype(np.float32), inputs[1]])[0])
+        actual = run(op, inputs, constants={1})
+        assert actual.dtype == np.float16 and actual.shape == expected.shape
+        bound = 2.0 ** -11 * np.abs(expected) + 1e-5 * magnitude + 2.0 ** -25  # half an ulp, subnormals too
+        assert np.all(np.abs(actual.astype(np.float32) - expected) <= bound)
+
+
+def test_float16_reduce_overflows_to_inf_only_on_store():
+    x = np.array([[60000.0, 60000.0, -60000.0], [60000.0, 60000.0, 1.0]], np.float16)
+    # 60000 + 60000 - 60000 stays finite in float32; the second row's sum overflows on store
+    inputs, attrs = [x, np.array([1], np.int64)], {"keepdims": 0}
+    check(run("ReduceSum", inputs, attrs), np.array([60000.0, np.inf], np.float16))
+    check(run("ReduceSum", inputs, attrs), ours("ReduceSum", inputs, attrs)[0])
+    check(run("ReduceMax", [x]), ours("ReduceMax", [x])[0])
 
 
 def test_reduce_axes_initializer_is_not_read_at_run_time(monkeypatch):
@@ -248,7 +272,7 @@ def test_reduce_axes_initializer_is_not_read_at_run_time(monkeypatch):
 
 
 @pytest.mark.parametrize("op", ["ArgMax", "ArgMin"])
-@pytest.mark.parametrize("dtype", ["float32", "int32", "int64"])
+@pytest.mark.parametrize("dtype", ["float32", "float16", "int32", "int64"])
 def test_argreduce_matches_reference(op, dtype):
     ties = np.asarray(RNG.integers(0, 3, (5, 70)), dtype)
     for data in (draw(dtype, (3, 130, 4)), ties, draw(dtype, (7,))):
@@ -256,25 +280,29 @@ def test_argreduce_matches_reference(op, dtype):
             for attrs in ({"keepdims": 0}, {"keepdims": 1, "select_last_index": 1}):
                 attrs = {"axis": axis, **attrs}
                 check(run(op, [data], attrs), ours(op, [data], attrs)[0])
-    if dtype == "float32":
-        specials = np.array([[1.0, np.nan, 3.0, np.nan], [np.inf, 2.0, np.inf, -np.inf]], np.float32)
+    if dtype in ("float32", "float16"):
+        specials = np.array([[1.0, np.nan, 3.0, np.nan], [np.inf, 2.0, np.inf, -np.inf], [6e-8, 0.0, 6e-8, -0.0]],
+                            dtype)
         for last in (0, 1):
             attrs = {"axis": 1, "select_last_index": last}
             check(run(op, [specials], attrs), ours(op, [specials], attrs)[0])
 
 
 @pytest.mark.parametrize("op", ["Softmax", "LogSoftmax"])
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
 @pytest.mark.parametrize("shape,axis", [((5,), 0), ((3, 7), 1), ((3, 7), 0), ((2, 3, 4), 1), ((2, 3, 4), -1), ((0, 3), 1)])
-def test_softmax_matches_reference(op, shape, axis):
-    x = draw("float32", shape) * 20
-    check(run(op, [x], {"axis": axis}), ours(op, [x], {"axis": axis})[0])
+def test_softmax_matches_reference(op, shape, axis, dtype):
+    x = (draw("float32", shape) * 20).astype(dtype)
+    check(run(op, [x], {"axis": axis}), ours(op, [x], {"axis": axis})[0], op)
 
 
-def test_softmax_nan_and_inf_as_the_reference():
-    x = np.array([[1.0, np.nan, 2.0], [np.inf, 0.0, 1.0], [-np.inf, -np.inf, -np.inf], [-np.inf, 0.0, 1.0]], np.float32)
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_softmax_nan_and_inf_as_the_reference(dtype):
+    x = np.array([[1.0, np.nan, 2.0], [np.inf, 0.0, 1.0], [-np.inf, -np.inf, -np.inf], [-np.inf, 0.0, 1.0],
+                  [60000.0, -60000.0, 6e-8]], dtype)
     for op in ("Softmax", "LogSoftmax"):
-        with np.errstate(invalid="ignore"):
-            check(run(op, [x], {"axis": 1}), ours(op, [x], {"axis": 1})[0])
+        with np.errstate(invalid="ignore", over="ignore"):
+            check(run(op, [x], {"axis": 1}), ours(op, [x], {"axis": 1})[0], op)
 
 
 def test_supports_is_exact():
@@ -295,6 +323,12 @@ def test_supports_is_exact():
     assert not supports("Pow", TensorType("int32", (2,)), TensorType("int32", (2,)))
     assert not supports("Where", f32, f32, f32)
     assert supports("Where", TensorType("bool", (2, 3)), f32, f32)
+    f16 = TensorType("float16", (2, 3))
+    assert supports("Add", f16, f16) and supports("Where", TensorType("bool", (2, 3)), f16, f16)
+    assert not supports("Add", f16, f32) and not supports("Where", TensorType("bool", (2, 3)), f16, f32)
+    assert supports("Pow", f16, TensorType("int64", ())) and supports("Sum", f16, f16, f16)
+    assert all(supports(op, f16) for op in ("ReduceSum", "ReduceLogSumExp", "ArgMax", "Softmax", "LogSoftmax"))
+    assert not supports("BitwiseAnd", f16, f16)
 
 
 def test_devices_round_trip_and_bad_index():

@@ -12,8 +12,8 @@ from dh_core.ops.conv import AUTO_PADS
 
 from .conv import window_source
 from .geometry import Windows
-from .kernels import WG
-from .runtime import Runtime, source
+from .kernels import WG, program
+from .runtime import Runtime
 from .table import OpKernel, rank
 
 
@@ -72,7 +72,7 @@ def average_pool_factory(rt: Runtime, attrs: dict):
 def global_pool_factory(rt: Runtime, op: str):
     """The mean or max of each (image, channel) plane, through the reduction kernel."""
     is_max = op == "GlobalMaxPool"
-    kernel = rt.kernel(source("reduce.cl"), "reduce", "-DOP_MAX" if is_max else "")
+    kernel = rt.kernel(program("reduce.cl"), "reduce", "-DOP_MAX" if is_max else "")
 
     def run(x):
         out = x.shape[:2] + (1,) * (x.ndim - 2)

@@ -182,6 +182,33 @@ def test_matmul_matches_reference(m, k, n):
     assert np.all(np.abs(actual - expected) <= bound)
 
 
+def assert_float16_rounds_float32_result(actual, op, inputs, attrs=None):
+    """``actual`` (float16) is the float32 reference on the same values, rounded once:
+    within half an ulp plus float32's summation-order error, bounded with |inputs|."""
+    wide = [x.astype(np.float32) for x in inputs]
+    expected = ours(op, wide, attrs)[0]
+    magnitude = np.abs(ours(op, [np.abs(x) for x in wide], attrs)[0])
+    assert actual.dtype == np.float16 and actual.shape == expected.shape
+    bound = 2.0 ** -11 * np.abs(expected) + 1e-5 * magnitude + 2.0 ** -25
+    assert np.all(np.abs(actual.astype(np.float32) - expected) <= bound)
+
+
+@pytest.mark.parametrize("trans_a,trans_b", [(0, 0), (1, 1)])
+@pytest.mark.parametrize("c_shape", [None, (), (13, 1), (13, 9)])
+def test_float16_gemm_rounds_a_float32_result_once(trans_a, trans_b, c_shape):
+    m, k, n = 13, 21, 9
+    a = draw("float16", (k, m) if trans_a else (m, k))
+    b = draw("float16", (n, k) if trans_b else (k, n))
+    inputs = [a, b] + ([] if c_shape is None else [draw("float16", c_shape)])
+    attrs = {"transA": trans_a, "transB": trans_b, "alpha": 0.5, "beta": 2.0}
+    for constants in ({1}, set()):
+        assert_float16_rounds_float32_result(run("Gemm", inputs, attrs, constants=constants), "Gemm", inputs, attrs)
+    big = np.full((2, 2), 300.0, np.float16)  # 2 * 300 * 300 overflows float16: inf on store
+    check(run("Gemm", [big, big]), np.full((2, 2), np.inf, np.float16))
+    empty = np.zeros((3, 0), np.float16), np.zeros((0, 4), np.float16), np.ones((4,), np.float16)
+    check(run("Gemm", list(empty)), ours("Gemm", list(empty))[0])
+
+
 @pytest.mark.parametrize("trans_a,trans_b", [(0, 0), (1, 0), (0, 1), (1, 1)])
 @pytest.mark.parametrize("c_shape", [None, (), (9,), (13, 1), (13, 9)])
 def test_gemm_matches_reference(trans_a, trans_b, c_shape):
@@ -329,6 +356,9 @@ def test_supports_is_exact():
     assert supports("Pow", f16, TensorType("int64", ())) and supports("Sum", f16, f16, f16)
     assert all(supports(op, f16) for op in ("ReduceSum", "ReduceLogSumExp", "ArgMax", "Softmax", "LogSoftmax"))
     assert not supports("BitwiseAnd", f16, f16)
+    assert not supports("MatMul", f16, TensorType("float16", (3, 4)))
+    assert supports("Gemm", f16, TensorType("float16", (3, 4)), TensorType("float16", (4,)))
+    assert not supports("Gemm", f16, TensorType("float16", (3, 4)), TensorType("float32", (4,)))
 
 
 def test_devices_round_trip_and_bad_index():

@@ -54,6 +54,11 @@ def cast_factory(rt: Runtime, node, types, attrs):
     src, dst = type_key(types[0]), dt.from_onnx(attrs["to"])
     if src == dst:
         return lambda x: x.copy()
+    return converter(rt, src, dst)
+
+
+def converter(rt: Runtime, src: str, dst: str):
+    """A function converting a device array of dtype ``src`` to a new one of ``dst``."""
     kernel = rt.kernel(cast_source(src, dst), "cast")
 
     def run(x):

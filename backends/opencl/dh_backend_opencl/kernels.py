@@ -19,7 +19,7 @@ from dh_core.ops.reduce import reduce_axes
 from dh_core.ops.shapes import normalize_axis
 
 from .elementwise import CTYPES, FLOATS
-from .runtime import Runtime, host_values, source
+from .runtime import Runtime, half_io, host_values, program
 from .table import OpKernel, rank
 
 WG = 64
@@ -41,16 +41,6 @@ REDUCTIONS: dict[str, tuple[str, str, str]] = {
 def _split(shape: tuple[int, ...], axis: int) -> tuple[int, int, int]:
     """(outer, R, inner) of a contiguous array around ``axis``."""
     return math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1:])
-
-
-def half_io(half_in: bool, half_out: bool) -> list[str]:
-    """The macros of ``cl/half_io.cl`` for float16 input and output."""
-    return ["HALF_IN"] * half_in + ["HALF_OUT"] * half_out
-
-
-def program(*names: str) -> str:
-    """``cl/half_io.cl`` followed by the kernel files ``names``."""
-    return "".join(source(n) for n in ("half_io.cl", *names))
 
 
 def reduce_factory(rt: Runtime, op: str, dtype: str, attrs: dict, axes_constant: np.ndarray | None):

@@ -12,8 +12,8 @@ from dh_core.ops.conv import AUTO_PADS
 
 from .conv import window_source
 from .geometry import Windows
-from .kernels import WG, program
-from .runtime import Runtime
+from .kernels import WG
+from .runtime import Runtime, program
 from .table import OpKernel, rank
 
 

@@ -193,14 +193,19 @@ def assert_float16_rounds_float32_result(actual, op, inputs, attrs=None):
     assert np.all(np.abs(actual.astype(np.float32) - expected) <= bound)
 
 
+def gemm_case(dtype: str, trans_a: int, trans_b: int, c_shape) -> tuple[list[np.ndarray], dict]:
+    """Inputs and attributes of a (13, 21) x (21, 9) Gemm, C of ``c_shape`` (None: no C)."""
+    m, k, n = 13, 21, 9
+    a = draw(dtype, (k, m) if trans_a else (m, k))
+    b = draw(dtype, (n, k) if trans_b else (k, n))
+    inputs = [a, b] + ([] if c_shape is None else [draw(dtype, c_shape)])
+    return inputs, {"transA": trans_a, "transB": trans_b, "alpha": 0.5, "beta": 2.0}
+
+
 @pytest.mark.parametrize("trans_a,trans_b", [(0, 0), (1, 1)])
 @pytest.mark.parametrize("c_shape", [None, (), (13, 1), (13, 9)])
 def test_float16_gemm_rounds_a_float32_result_once(trans_a, trans_b, c_shape):
-    m, k, n = 13, 21, 9
-    a = draw("float16", (k, m) if trans_a else (m, k))
-    b = draw("float16", (n, k) if trans_b else (k, n))
-    inputs = [a, b] + ([] if c_shape is None else [draw("float16", c_shape)])
-    attrs = {"transA": trans_a, "transB": trans_b, "alpha": 0.5, "beta": 2.0}
+    inputs, attrs = gemm_case("float16", trans_a, trans_b, c_shape)
     for constants in ({1}, set()):
         assert_float16_rounds_float32_result(run("Gemm", inputs, attrs, constants=constants), "Gemm", inputs, attrs)
     big = np.full((2, 2), 300.0, np.float16)  # 2 * 300 * 300 overflows float16: inf on store
@@ -212,11 +217,8 @@ def test_float16_gemm_rounds_a_float32_result_once(trans_a, trans_b, c_shape):
 @pytest.mark.parametrize("trans_a,trans_b", [(0, 0), (1, 0), (0, 1), (1, 1)])
 @pytest.mark.parametrize("c_shape", [None, (), (9,), (13, 1), (13, 9)])
 def test_gemm_matches_reference(trans_a, trans_b, c_shape):
-    m, k, n = 13, 21, 9
-    a = draw("float32", (k, m) if trans_a else (m, k))
-    b = draw("float32", (n, k) if trans_b else (k, n))
-    inputs = [a, b] + ([] if c_shape is None else [draw("float32", c_shape)])
-    attrs = {"transA": trans_a, "transB": trans_b, "alpha": 0.5, "beta": 2.0}
+    inputs, attrs = gemm_case("float32", trans_a, trans_b, c_shape)
+    a, b = inputs[:2]
     actual, expected = run("Gemm", inputs, attrs, constants={1}), ours("Gemm", inputs, attrs)[0]
     assert actual.dtype == expected.dtype and actual.shape == expected.shape
     magnitude = 0.5 * np.abs(a.T if trans_a else a) @ np.abs(b.T if trans_b else b)

@@ -128,11 +128,18 @@ def test_max_pool_nan_wins_and_padding_never_does():
         check(a, e)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
 @pytest.mark.parametrize("op", ["GlobalAveragePool", "GlobalMaxPool"])
 @pytest.mark.parametrize("shape", [(2, 3), (1, 4, 9), (2, 3, 5, 7), (1, 2, 3, 4, 5), (2, 3, 100, 3), (0, 3, 4, 4)])
-def test_global_pools_match_reference(op, shape):
-    x = draw("float32", shape)
+def test_global_pools_match_reference(op, shape, dtype):
+    x = draw(dtype, shape)
     check(run(op, [x]), ours(op, [x])[0])
+
+
+def test_float16_global_average_pool_accumulates_in_float32():
+    x = np.full((1, 2, 4, 4), 60000.0, np.float16)  # the plane's sum overflows float16, not float32
+    x[0, 1] = np.nan
+    check(run("GlobalAveragePool", [x]), np.array([60000.0, np.nan], np.float16).reshape(1, 2, 1, 1))
 
 
 @pytest.mark.parametrize("shape", [(3, 4), (2, 3, 5), (2, 3, 5, 7), (1, 2, 3, 2, 4), (0, 3, 4)])

@@ -6,16 +6,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.opencl.test_opencl_backend import BACKEND, check, draw, run, run_outputs  # skips without OpenCL
+# this import skips the module without OpenCL
+from tests.opencl.test_opencl_backend import (BACKEND, assert_float16_rounds_float32_result, check, draw, run,
+                                             run_outputs)
 
 from dh_core import Session, zoo
 from dh_core.ir import Node, TensorType
 from tests.ops.oracle import ours
 
 
-def conv_case(x_shape, w_shape, bias: bool):
-    x, w = draw("float32", x_shape), draw("float32", w_shape)
-    return [x, w] + ([draw("float32", (w_shape[0],))] if bias else [])
+def conv_case(x_shape, w_shape, bias: bool, dtype: str = "float32"):
+    x, w = draw(dtype, x_shape), draw(dtype, w_shape)
+    return [x, w] + ([draw(dtype, (w_shape[0],))] if bias else [])
 
 
 def check_sum(actual, inputs, op: str, attrs) -> None:
@@ -57,6 +59,14 @@ CONV_CASES = [
 def test_conv_matches_reference(x_shape, w_shape, attrs, bias):
     inputs = conv_case(x_shape, w_shape, bias)
     check_sum(run("Conv", inputs, attrs, constants={1, 2}), inputs, "Conv", attrs)
+
+
+@pytest.mark.parametrize("x_shape,w_shape,attrs", CONV_CASES)
+def test_float16_conv_rounds_a_float32_result_once(x_shape, w_shape, attrs):
+    inputs = conv_case(x_shape, w_shape, True, "float16")
+    for constants in ({1, 2}, set()):
+        actual = run("Conv", inputs, attrs, constants=constants)
+        assert_float16_rounds_float32_result(actual, "Conv", inputs, attrs)
 
 
 def test_conv_weights_as_input_and_repeated_shapes():

@@ -7,6 +7,9 @@ wrapping. float16 goes through float32 with vload_half / vstore_half_rte (round 
 nearest even), core OpenCL that needs no fp16 extension."""
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 from dh_core import dtypes as dt
@@ -66,6 +69,22 @@ def converter(rt: Runtime, src: str, dst: str):
         if x.size:
             kernel(rt.queue, (x.size,), None, y.data, x.data, np.int64(x.size))
         return y
+
+    return run
+
+
+def widened(rt: Runtime, kernel: Callable[..., Any]) -> Callable[..., Any]:
+    """``kernel``, written for float32 device arrays, run on float16 ones: each float16
+    input is converted to float32 and each float32 output rounded to float16 once, so
+    the op computes in float32 throughout. Other inputs and outputs pass unchanged."""
+    to_float32, to_float16 = converter(rt, "float16", "float32"), converter(rt, "float32", "float16")
+
+    def narrow(y):
+        return to_float16(y) if y.dtype == np.float32 else y
+
+    def run(*xs):
+        out = kernel(*[to_float32(x) if x is not None and x.dtype == np.float16 else x for x in xs])
+        return tuple(map(narrow, out)) if isinstance(out, tuple) else narrow(out)
 
     return run
 

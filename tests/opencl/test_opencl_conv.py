@@ -89,18 +89,19 @@ POOL_CASES = [
 ]
 
 
-def pool_input(shape):
-    x = draw("float32", shape)
+def pool_input(shape, dtype: str = "float32"):
+    x = draw(dtype, shape)
     if x.size:
         x.flat[x.size // 3] = np.inf
         x.flat[x.size // 2] = -np.inf
     return x
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
 @pytest.mark.parametrize("attrs", POOL_CASES)
 @pytest.mark.parametrize("storage_order", [0, 1])
-def test_max_pool_values_and_indices(attrs, storage_order):
-    x = pool_input((2, 3, 7, 8))
+def test_max_pool_values_and_indices(attrs, storage_order, dtype):
+    x = pool_input((2, 3, 7, 8), dtype)
     attrs = dict(attrs, storage_order=storage_order)
     actual, expected = run_outputs("MaxPool", [x], attrs, n_outputs=2), ours("MaxPool", [x], attrs, 2)
     for a, e in zip(actual, expected):
@@ -108,10 +109,11 @@ def test_max_pool_values_and_indices(attrs, storage_order):
     check(run("MaxPool", [x], attrs), expected[0])
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
 @pytest.mark.parametrize("attrs", POOL_CASES)
 @pytest.mark.parametrize("count_include_pad", [0, 1])
-def test_average_pool_matches_reference(attrs, count_include_pad):
-    x = pool_input((2, 3, 7, 8))
+def test_average_pool_matches_reference(attrs, count_include_pad, dtype):
+    x = pool_input((2, 3, 7, 8), dtype)
     attrs = dict(attrs, count_include_pad=count_include_pad)
     check(run("AveragePool", [x], attrs), ours("AveragePool", [x], attrs)[0])
 
@@ -123,8 +125,9 @@ def test_average_pool_matches_reference(attrs, count_include_pad):
     ((0, 3, 5, 5), {"kernel_shape": [2, 2]}),
     ((2, 1, 4, 4), {"kernel_shape": [5, 5], "pads": [2, 2, 2, 2], "strides": [3, 3], "ceil_mode": 1}),
 ])
-def test_pools_over_other_ranks(op, shape, attrs):
-    x = pool_input(shape)
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_pools_over_other_ranks(op, shape, attrs, dtype):
+    x = pool_input(shape, dtype)
     n_outputs = 2 if op == "MaxPool" else 1
     for a, e in zip(run_outputs(op, [x], attrs, n_outputs=n_outputs), ours(op, [x], attrs, n_outputs)):
         check(a, e)

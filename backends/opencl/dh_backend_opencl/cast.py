@@ -17,7 +17,7 @@ from dh_core.ir import type_key
 
 from .elementwise import CTYPES
 from .runtime import Runtime
-from .table import OpKernel
+from .table import Make, OpKernel
 
 DTYPES = ("float16", "float32", "int32", "int64", "bool")
 INT_MIN = {"int32": "INT_MIN", "int64": "LONG_MIN"}
@@ -87,6 +87,15 @@ def widened(rt: Runtime, kernel: Callable[..., Any]) -> Callable[..., Any]:
         return tuple(map(narrow, out)) if isinstance(out, tuple) else narrow(out)
 
     return run
+
+
+def widening(make: Make) -> Make:
+    """``make`` of a float32 kernel, its kernel :func:`widened` when input 0 is float16."""
+    def make_widened(rt, node, types, attrs, *consts):
+        kernel = make(rt, node, types, attrs, *consts)
+        return widened(rt, kernel) if type_key(types[0]) == "float16" else kernel
+
+    return make_widened
 
 
 def _cast_check(node, types):

@@ -15,7 +15,7 @@ from dh_core.ir import type_key
 from dh_core.ops.conv import AUTO_PADS
 
 from .geometry import Windows
-from .cast import widened
+from .cast import widening
 from .elementwise import FLOATS
 from .gemm import gemm
 from .runtime import Runtime, source
@@ -129,9 +129,4 @@ def _check(node, types) -> bool:
             and attrs.get("auto_pad", "NOTSET") in AUTO_PADS and int(attrs.get("group", 1)) >= 1)
 
 
-def _make(rt, node, types, attrs):
-    kernel = conv_factory(rt, attrs)
-    return widened(rt, kernel) if type_key(types[0]) == "float16" else kernel
-
-
-KERNELS = {"Conv": OpKernel(_check, _make)}
+KERNELS = {"Conv": OpKernel(_check, widening(lambda rt, node, types, attrs: conv_factory(rt, attrs)))}

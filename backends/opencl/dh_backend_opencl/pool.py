@@ -1,7 +1,7 @@
-"""Pooling in float32: MaxPool (with its optional Indices output) and AveragePool over
-1 to 3 spatial axes, one work-item per output element; GlobalAveragePool and
-GlobalMaxPool (float32 and float16) as a work-group reduction over each (image,
-channel) plane."""
+"""Pooling: MaxPool (with its optional Indices output) and AveragePool over 1 to 3
+spatial axes, one work-item per output element, in float32 (float16 widened to it,
+see ``cast.widened``); GlobalAveragePool and GlobalMaxPool as a work-group reduction
+over each (image, channel) plane, reading and writing float16 directly."""
 from __future__ import annotations
 
 import math
@@ -11,6 +11,7 @@ import numpy as np
 from dh_core.ir import type_key
 from dh_core.ops.conv import AUTO_PADS
 
+from .cast import widening
 from .conv import window_source
 from .geometry import Windows
 from .kernels import WG
@@ -93,7 +94,7 @@ def global_pool_factory(rt: Runtime, op: str, dtype: str):
 
 def _window_check(node, types) -> bool:
     attrs = node.attrs
-    return (len(types) == 1 and type_key(types[0]) == "float32" and rank(types[0]) in (3, 4, 5)
+    return (len(types) == 1 and type_key(types[0]) in FLOATS and rank(types[0]) in (3, 4, 5)
             and len(attrs.get("kernel_shape", ())) == rank(types[0]) - 2
             and attrs.get("auto_pad", "NOTSET") in AUTO_PADS)
 
@@ -107,9 +108,9 @@ def _max_pool_check(node, types) -> bool:
 
 
 KERNELS = {
-    "MaxPool": OpKernel(_max_pool_check, lambda rt, node, types, attrs: max_pool_factory(
-        rt, attrs, len(node.outputs) > 1 and bool(node.outputs[1]))),
-    "AveragePool": OpKernel(_window_check, lambda rt, node, types, attrs: average_pool_factory(rt, attrs)),
+    "MaxPool": OpKernel(_max_pool_check, widening(lambda rt, node, types, attrs: max_pool_factory(
+        rt, attrs, len(node.outputs) > 1 and bool(node.outputs[1])))),
+    "AveragePool": OpKernel(_window_check, widening(lambda rt, node, types, attrs: average_pool_factory(rt, attrs))),
     **{op: OpKernel(_global_check, lambda rt, node, types, attrs, op=op:
                     global_pool_factory(rt, op, type_key(types[0])))
        for op in ("GlobalAveragePool", "GlobalMaxPool")},

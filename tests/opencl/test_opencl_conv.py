@@ -212,6 +212,32 @@ def test_lp_normalization_matches_reference(shape, axis, p):
     check(run("LpNormalization", [x], {"axis": axis, "p": p}), ours("LpNormalization", [x], {"axis": axis, "p": p})[0])
 
 
+def normalization_case(op: str) -> tuple[list[np.ndarray], dict, set[int]]:
+    """float16 inputs, attributes and initializer positions of one ``op`` node."""
+    x = draw("float16", (2, 3, 5))
+    channel = [draw("float16", (3,)) for _ in range(3)]
+    if op == "BatchNormalization":
+        return [x, *channel, draw("float16", (3,), positive=True)], {"epsilon": 1e-3}, {1, 2, 3, 4}
+    if op == "InstanceNormalization":
+        return [x, *channel[:2]], {"epsilon": 1e-3}, set()
+    if op == "LayerNormalization":
+        return [draw("float16", (3, 200)), draw("float16", (200,)), draw("float16", (200,))], {"axis": 1}, set()
+    if op == "LRN":
+        return [draw("float16", (1, 7, 4, 3))], {"size": 3, "alpha": 0.1, "beta": 0.75, "bias": 2.0}, set()
+    return [x], {"axis": 1, "p": 1}, set()
+
+
+@pytest.mark.parametrize("op", ["BatchNormalization", "InstanceNormalization", "LayerNormalization", "LRN",
+                                "LpNormalization"])
+def test_float16_normalization_rounds_a_float32_result_once(op):
+    inputs, attrs, constants = normalization_case(op)
+    actual = run(op, inputs, attrs, constants=constants)
+    expected = ours(op, [x.astype(np.float32) for x in inputs], attrs)[0]  # the same values in float32
+    assert actual.dtype == np.float16 and actual.shape == expected.shape
+    # half an ulp, and float32's own error of a normalization (amplified by 1 / std)
+    assert np.all(np.abs(actual.astype(np.float32) - expected) <= 2.0 ** -11 * np.abs(expected) + 1e-4)
+
+
 def test_supports_claims_only_what_the_kernels_handle():
     def supports(op, types, attrs=None, outputs=1):
         node = Node(op, [f"x{i}" for i in range(len(types))], [f"y{i}" for i in range(outputs)], attrs or {})
@@ -233,6 +259,13 @@ def test_supports_claims_only_what_the_kernels_handle():
     assert not supports("LayerNormalization", [f32[0], TensorType("float32", (8, 1))], {"axis": 2})
     assert not supports("LayerNormalization", [f32[0], TensorType("float32", (8,))], {"stash_type": 0})
     assert not supports("LpNormalization", f32[:1], {"p": 3})
+    f16 = [TensorType("float16", t.shape) for t in f32]
+    assert supports("Conv", f16) and not supports("Conv", [f16[0], f32[1]])
+    assert supports("MaxPool", f16[:1], {"kernel_shape": [2, 2]}, outputs=2)
+    assert supports("BatchNormalization", [f16[0]] + [TensorType("float16", (3,))] * 4)
+    assert supports("LayerNormalization", [f16[0], TensorType("float16", (1, 8))], {"axis": 2})
+    # its Mean and InvStdDev outputs are float32 (stash_type 1), which the float16 path would round
+    assert not supports("LayerNormalization", [f16[0], TensorType("float16", (1, 8))], {"axis": 2}, outputs=3)
 
 
 def test_resnet_runs_on_opencl_as_on_cpu():

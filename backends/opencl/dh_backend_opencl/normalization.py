@@ -1,6 +1,6 @@
 """Normalization kernels in float32: BatchNormalization (inference), Instance and
 LayerNormalization (a work-group per row), LRN and LpNormalization; float16 runs them
-widened (``cast.widened``)."""
+widened (``cast.widened``), except LpNormalization."""
 from __future__ import annotations
 
 import math
@@ -171,8 +171,10 @@ def _lrn_check(node, types) -> bool:
 
 
 def _lp_norm_check(node, types) -> bool:
+    """float32 only: for float16 the reference squares in float16, so a subnormal's norm
+    underflows to 0 (output 0) where float32 keeps it (output 1)."""
     r = rank(types[0]) if len(types) == 1 else None
-    return (r is not None and r >= 1 and _floats(types) and node.attrs.get("p", 2) in (1, 2)
+    return (r is not None and r >= 1 and type_key(types[0]) == "float32" and node.attrs.get("p", 2) in (1, 2)
             and -r <= node.attrs.get("axis", -1) < r)
 
 
@@ -184,5 +186,5 @@ KERNELS = {
     "LayerNormalization": OpKernel(_layer_norm_check, widening(lambda rt, node, types, attrs: layer_norm_factory(
         rt, attrs, len(node.outputs) > 1))),
     "LRN": OpKernel(_lrn_check, widening(lambda rt, node, types, attrs: lrn_factory(rt, attrs))),
-    "LpNormalization": OpKernel(_lp_norm_check, widening(lambda rt, node, types, attrs: lp_norm_factory(rt, attrs))),
+    "LpNormalization": OpKernel(_lp_norm_check, lambda rt, node, types, attrs: lp_norm_factory(rt, attrs)),
 }

@@ -61,10 +61,22 @@ def run_outputs(op: str, inputs, attrs=None, constants=(), n_outputs: int = 1) -
     return [BACKEND.to_host(y) for y in exe.run(feeds)]
 
 
-def check(actual: np.ndarray, expected: np.ndarray) -> None:
+TOLERANCE = {"float16": (2e-3, 1e-6), "float32": (2e-5, 1e-6)}
+"""(rtol, atol): float16 computes in float32 and rounds once, so it may differ from a
+reference that rounds each step (or calls a float32 function of other accuracy) by a
+unit or two in the last place (2**-10 relative)."""
+STEPWISE_FLOAT16 = {op: (1e-2, 1e-3) for op in ("Selu", "HardSigmoid", "HardSwish", "Softmax", "LogSoftmax")}
+"""Ops whose float16 reference rounds after each of several steps (a * exp(x) - a,
+alpha * x + beta, a sum of exponentials): the conformance suite's float16 tolerance."""
+
+
+def check(actual: np.ndarray, expected: np.ndarray, op: str = "") -> None:
     assert actual.dtype == expected.dtype and actual.shape == expected.shape
     if expected.dtype.kind == "f":
-        np.testing.assert_allclose(actual, expected, rtol=2e-5, atol=1e-6, equal_nan=True)
+        rtol, atol = TOLERANCE[expected.dtype.name]
+        if expected.dtype == np.float16:
+            rtol, atol = STEPWISE_FLOAT16.get(op, (rtol, atol))
+        np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol, equal_nan=True)
     else:
         np.testing.assert_array_equal(actual, expected)
 
@@ -101,21 +113,39 @@ def test_elementwise_matches_reference(op, dtype):
             if spec.bool_cond:
                 inputs[0] = draw("bool", shapes[0])
             with np.errstate(divide="ignore", invalid="ignore"):
-                check(run(op, inputs, attrs), ours(op, inputs, attrs)[0])
+                check(run(op, inputs, attrs), ours(op, inputs, attrs)[0], op)
 
 
-SPECIAL = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0, -2.5, 0.5, 1.5, 2.5, -3.0, 1e30], np.float32)
+SPECIAL = {
+    "float32": np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0, -2.5, 0.5, 1.5, 2.5, -3.0, 1e30], np.float32),
+    # subnormal halves (6e-8 is the smallest), and values whose sum or product overflows to inf
+    "float16": np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0, -2.5, 0.5, 2.0, 6e-8, -3e-5, 1e-5, 60000.0,
+                         -65504.0], np.float16),
+}
 UNARY_FLOAT = [op for op, spec in OPS.items() if spec.arity == 1 and "float32" in spec.dtypes]
 BINARY_FLOAT = [op for op, spec in OPS.items() if spec.arity in (2, None) and "float32" in spec.dtypes]
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
 @pytest.mark.parametrize("op", UNARY_FLOAT + BINARY_FLOAT)
-def test_elementwise_nan_and_inf_as_the_reference(op):
-    x = SPECIAL
+def test_elementwise_nan_and_inf_as_the_reference(op, dtype):
+    x = SPECIAL[dtype]
     inputs = [x] if op in UNARY_FLOAT else [x, x[:, None]]
     for attrs in [{}] + ATTRIBUTES.get(op, []):
         with np.errstate(all="ignore"):
-            check(run(op, inputs, attrs), ours(op, inputs, attrs)[0])
+            check(run(op, inputs, attrs), ours(op, inputs, attrs)[0], op)
+
+
+def test_float16_rounds_once_on_store():
+    big, two = np.array([60000.0, 65504.0, 1.0, 6e-8], np.float16), np.array(2.0, np.float16)
+    check(run("Mul", [big, two]), np.array([np.inf, np.inf, 2.0, 1.2e-7], np.float16))
+    check(run("Div", [big, np.array(65504.0, np.float16)]), ours("Div", [big, np.array(65504.0, np.float16)])[0])
+    # 1 + 2**-11 is a tie that rounds to even; the three-input sum rounds after each add
+    one, half_ulp = np.array([1.0], np.float16), np.array([2.0 ** -11], np.float16)
+    check(run("Add", [one, half_ulp]), np.array([1.0], np.float16))
+    total = run("Sum", [one, half_ulp, half_ulp])
+    check(total, ours("Sum", [one, half_ulp, half_ulp])[0])
+    assert total[0] == 1.0  # not 1 + 2**-10, the sum rounded once
 
 
 def test_pow_with_exponents_of_other_dtypes():
@@ -152,14 +182,43 @@ def test_matmul_matches_reference(m, k, n):
     assert np.all(np.abs(actual - expected) <= bound)
 
 
+def assert_float16_rounds_float32_result(actual, op, inputs, attrs=None):
+    """``actual`` (float16) is the float32 reference on the same values, rounded once:
+    within half an ulp plus float32's summation-order error, bounded with |inputs|."""
+    wide = [x.astype(np.float32) for x in inputs]
+    expected = ours(op, wide, attrs)[0]
+    magnitude = np.abs(ours(op, [np.abs(x) for x in wide], attrs)[0])
+    assert actual.dtype == np.float16 and actual.shape == expected.shape
+    bound = 2.0 ** -11 * np.abs(expected) + 1e-5 * magnitude + 2.0 ** -25
+    assert np.all(np.abs(actual.astype(np.float32) - expected) <= bound)
+
+
+def gemm_case(dtype: str, trans_a: int, trans_b: int, c_shape) -> tuple[list[np.ndarray], dict]:
+    """Inputs and attributes of a (13, 21) x (21, 9) Gemm, C of ``c_shape`` (None: no C)."""
+    m, k, n = 13, 21, 9
+    a = draw(dtype, (k, m) if trans_a else (m, k))
+    b = draw(dtype, (n, k) if trans_b else (k, n))
+    inputs = [a, b] + ([] if c_shape is None else [draw(dtype, c_shape)])
+    return inputs, {"transA": trans_a, "transB": trans_b, "alpha": 0.5, "beta": 2.0}
+
+
+@pytest.mark.parametrize("trans_a,trans_b", [(0, 0), (1, 1)])
+@pytest.mark.parametrize("c_shape", [None, (), (13, 1), (13, 9)])
+def test_float16_gemm_rounds_a_float32_result_once(trans_a, trans_b, c_shape):
+    inputs, attrs = gemm_case("float16", trans_a, trans_b, c_shape)
+    for constants in ({1}, set()):
+        assert_float16_rounds_float32_result(run("Gemm", inputs, attrs, constants=constants), "Gemm", inputs, attrs)
+    big = np.full((2, 2), 300.0, np.float16)  # 2 * 300 * 300 overflows float16: inf on store
+    check(run("Gemm", [big, big]), np.full((2, 2), np.inf, np.float16))
+    empty = np.zeros((3, 0), np.float16), np.zeros((0, 4), np.float16), np.ones((4,), np.float16)
+    check(run("Gemm", list(empty)), ours("Gemm", list(empty))[0])
+
+
 @pytest.mark.parametrize("trans_a,trans_b", [(0, 0), (1, 0), (0, 1), (1, 1)])
 @pytest.mark.parametrize("c_shape", [None, (), (9,), (13, 1), (13, 9)])
 def test_gemm_matches_reference(trans_a, trans_b, c_shape):
-    m, k, n = 13, 21, 9
-    a = draw("float32", (k, m) if trans_a else (m, k))
-    b = draw("float32", (n, k) if trans_b else (k, n))
-    inputs = [a, b] + ([] if c_shape is None else [draw("float32", c_shape)])
-    attrs = {"transA": trans_a, "transB": trans_b, "alpha": 0.5, "beta": 2.0}
+    inputs, attrs = gemm_case("float32", trans_a, trans_b, c_shape)
+    a, b = inputs[:2]
     actual, expected = run("Gemm", inputs, attrs, constants={1}), ours("Gemm", inputs, attrs)[0]
     assert actual.dtype == expected.dtype and actual.shape == expected.shape
     magnitude = 0.5 * np.abs(a.T if trans_a else a) @ np.abs(b.T if trans_b else b)
@@ -187,23 +246,47 @@ def test_reduce_matches_reference(op, axes, keepdims):
             assert np.all(np.abs(actual - expected) <= 1e-5 * magnitude + 1e-6)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
 @pytest.mark.parametrize("op", list(REDUCTIONS))
-def test_reduce_edge_cases(op):
-    long_row = draw("float32", (1, 1000)) * (0.2 if op == "ReduceProd" else 1.0)
+def test_reduce_edge_cases(op, dtype):
+    long_row = (draw("float32", (1, 1000)) * (0.2 if op == "ReduceProd" else 1.0)).astype(dtype)
     check(run(op, [long_row]), ours(op, [long_row])[0])
     noop = {"noop_with_empty_axes": 1}
     check(run(op, [long_row], noop), ours(op, [long_row], noop)[0])
     specials = np.array([[1.0, np.nan, 3.0], [np.inf, 2.0, -1.0], [-np.inf, -np.inf, -np.inf],
-                         [np.inf, -np.inf, 0.0], [100.0, 99.0, -3.0]], np.float32)
+                         [np.inf, -np.inf, 0.0], [100.0, 99.0, -3.0]], dtype)
     for axes in (None, np.array([1], np.int64)):
         inputs = [specials, axes]
         with np.errstate(all="ignore"):
             check(run(op, inputs, constants={1}), ours(op, inputs)[0])
-    empty_rows = np.zeros((0, 4), np.float32)
+    empty_rows = np.zeros((0, 4), dtype)
     axis = np.array([1], np.int64)
     check(run(op, [empty_rows, axis]), ours(op, [empty_rows, axis])[0])
-    empty_axis = np.zeros((3, 0), np.float32)
+    empty_axis = np.zeros((3, 0), dtype)
     check(run(op, [empty_axis, axis], constants={1}), ours(op, [empty_axis, axis])[0])
+
+
+@pytest.mark.parametrize("op", list(REDUCTIONS))
+def test_float16_reduce_accumulates_in_float32_and_rounds_once(op):
+    x = (draw("float32", (3, 70, 5)) * (0.5 if op == "ReduceProd" else 1.0)).astype(np.float16)
+    for axes in (None, [1], [0, 2], [2, 0, 1]):
+        inputs = [x, None if axes is None else np.array(axes, np.int64)]
+        # the reference on the same values in float32: no float16 rounding until the end
+        expected = ours(op, [x.astype(np.float32), inputs[1]])[0]
+        magnitude = np.abs(ours(op, [np.abs(x).astype(np.float32), inputs[1]])[0])
+        actual = run(op, inputs, constants={1})
+        assert actual.dtype == np.float16 and actual.shape == expected.shape
+        bound = 2.0 ** -11 * np.abs(expected) + 1e-5 * magnitude + 2.0 ** -25  # half an ulp, subnormals too
+        assert np.all(np.abs(actual.astype(np.float32) - expected) <= bound)
+
+
+def test_float16_reduce_overflows_to_inf_only_on_store():
+    x = np.array([[60000.0, 60000.0, -60000.0], [60000.0, 60000.0, 1.0]], np.float16)
+    # 60000 + 60000 - 60000 stays finite in float32; the second row's sum overflows on store
+    inputs, attrs = [x, np.array([1], np.int64)], {"keepdims": 0}
+    check(run("ReduceSum", inputs, attrs), np.array([60000.0, np.inf], np.float16))
+    check(run("ReduceSum", inputs, attrs), ours("ReduceSum", inputs, attrs)[0])
+    check(run("ReduceMax", [x]), ours("ReduceMax", [x])[0])
 
 
 def test_reduce_axes_initializer_is_not_read_at_run_time(monkeypatch):
@@ -218,7 +301,7 @@ def test_reduce_axes_initializer_is_not_read_at_run_time(monkeypatch):
 
 
 @pytest.mark.parametrize("op", ["ArgMax", "ArgMin"])
-@pytest.mark.parametrize("dtype", ["float32", "int32", "int64"])
+@pytest.mark.parametrize("dtype", ["float32", "float16", "int32", "int64"])
 def test_argreduce_matches_reference(op, dtype):
     ties = np.asarray(RNG.integers(0, 3, (5, 70)), dtype)
     for data in (draw(dtype, (3, 130, 4)), ties, draw(dtype, (7,))):
@@ -226,25 +309,29 @@ def test_argreduce_matches_reference(op, dtype):
             for attrs in ({"keepdims": 0}, {"keepdims": 1, "select_last_index": 1}):
                 attrs = {"axis": axis, **attrs}
                 check(run(op, [data], attrs), ours(op, [data], attrs)[0])
-    if dtype == "float32":
-        specials = np.array([[1.0, np.nan, 3.0, np.nan], [np.inf, 2.0, np.inf, -np.inf]], np.float32)
+    if dtype in ("float32", "float16"):
+        specials = np.array([[1.0, np.nan, 3.0, np.nan], [np.inf, 2.0, np.inf, -np.inf], [6e-8, 0.0, 6e-8, -0.0]],
+                            dtype)
         for last in (0, 1):
             attrs = {"axis": 1, "select_last_index": last}
             check(run(op, [specials], attrs), ours(op, [specials], attrs)[0])
 
 
 @pytest.mark.parametrize("op", ["Softmax", "LogSoftmax"])
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
 @pytest.mark.parametrize("shape,axis", [((5,), 0), ((3, 7), 1), ((3, 7), 0), ((2, 3, 4), 1), ((2, 3, 4), -1), ((0, 3), 1)])
-def test_softmax_matches_reference(op, shape, axis):
-    x = draw("float32", shape) * 20
-    check(run(op, [x], {"axis": axis}), ours(op, [x], {"axis": axis})[0])
+def test_softmax_matches_reference(op, shape, axis, dtype):
+    x = (draw("float32", shape) * 20).astype(dtype)
+    check(run(op, [x], {"axis": axis}), ours(op, [x], {"axis": axis})[0], op)
 
 
-def test_softmax_nan_and_inf_as_the_reference():
-    x = np.array([[1.0, np.nan, 2.0], [np.inf, 0.0, 1.0], [-np.inf, -np.inf, -np.inf], [-np.inf, 0.0, 1.0]], np.float32)
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_softmax_nan_and_inf_as_the_reference(dtype):
+    x = np.array([[1.0, np.nan, 2.0], [np.inf, 0.0, 1.0], [-np.inf, -np.inf, -np.inf], [-np.inf, 0.0, 1.0],
+                  [60000.0, -60000.0, 6e-8]], dtype)
     for op in ("Softmax", "LogSoftmax"):
-        with np.errstate(invalid="ignore"):
-            check(run(op, [x], {"axis": 1}), ours(op, [x], {"axis": 1})[0])
+        with np.errstate(invalid="ignore", over="ignore"):
+            check(run(op, [x], {"axis": 1}), ours(op, [x], {"axis": 1})[0], op)
 
 
 def test_supports_is_exact():
@@ -265,6 +352,15 @@ def test_supports_is_exact():
     assert not supports("Pow", TensorType("int32", (2,)), TensorType("int32", (2,)))
     assert not supports("Where", f32, f32, f32)
     assert supports("Where", TensorType("bool", (2, 3)), f32, f32)
+    f16 = TensorType("float16", (2, 3))
+    assert supports("Add", f16, f16) and supports("Where", TensorType("bool", (2, 3)), f16, f16)
+    assert not supports("Add", f16, f32) and not supports("Where", TensorType("bool", (2, 3)), f16, f32)
+    assert supports("Pow", f16, TensorType("int64", ())) and supports("Sum", f16, f16, f16)
+    assert all(supports(op, f16) for op in ("ReduceSum", "ReduceLogSumExp", "ArgMax", "Softmax", "LogSoftmax"))
+    assert not supports("BitwiseAnd", f16, f16)
+    assert not supports("MatMul", f16, TensorType("float16", (3, 4)))
+    assert supports("Gemm", f16, TensorType("float16", (3, 4)), TensorType("float16", (4,)))
+    assert not supports("Gemm", f16, TensorType("float16", (3, 4)), TensorType("float32", (4,)))
 
 
 def test_devices_round_trip_and_bad_index():

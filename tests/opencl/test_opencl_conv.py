@@ -6,16 +6,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.opencl.test_opencl_backend import BACKEND, check, draw, run, run_outputs  # skips without OpenCL
+# this import skips the module without OpenCL
+from tests.opencl.test_opencl_backend import (BACKEND, assert_float16_rounds_float32_result, check, draw, run,
+                                             run_outputs)
 
 from dh_core import Session, zoo
 from dh_core.ir import Node, TensorType
 from tests.ops.oracle import ours
 
 
-def conv_case(x_shape, w_shape, bias: bool):
-    x, w = draw("float32", x_shape), draw("float32", w_shape)
-    return [x, w] + ([draw("float32", (w_shape[0],))] if bias else [])
+def conv_case(x_shape, w_shape, bias: bool, dtype: str = "float32"):
+    x, w = draw(dtype, x_shape), draw(dtype, w_shape)
+    return [x, w] + ([draw(dtype, (w_shape[0],))] if bias else [])
 
 
 def check_sum(actual, inputs, op: str, attrs) -> None:
@@ -59,6 +61,14 @@ def test_conv_matches_reference(x_shape, w_shape, attrs, bias):
     check_sum(run("Conv", inputs, attrs, constants={1, 2}), inputs, "Conv", attrs)
 
 
+@pytest.mark.parametrize("x_shape,w_shape,attrs", CONV_CASES)
+def test_float16_conv_rounds_a_float32_result_once(x_shape, w_shape, attrs):
+    inputs = conv_case(x_shape, w_shape, True, "float16")
+    for constants in ({1, 2}, set()):
+        actual = run("Conv", inputs, attrs, constants=constants)
+        assert_float16_rounds_float32_result(actual, "Conv", inputs, attrs)
+
+
 def test_conv_weights_as_input_and_repeated_shapes():
     """Weights that are not initializers, and a second call reusing the cached plan."""
     attrs = {"group": 2, "pads": [1, 1, 1, 1]}
@@ -79,18 +89,19 @@ POOL_CASES = [
 ]
 
 
-def pool_input(shape):
-    x = draw("float32", shape)
+def pool_input(shape, dtype: str = "float32"):
+    x = draw(dtype, shape)
     if x.size:
         x.flat[x.size // 3] = np.inf
         x.flat[x.size // 2] = -np.inf
     return x
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
 @pytest.mark.parametrize("attrs", POOL_CASES)
 @pytest.mark.parametrize("storage_order", [0, 1])
-def test_max_pool_values_and_indices(attrs, storage_order):
-    x = pool_input((2, 3, 7, 8))
+def test_max_pool_values_and_indices(attrs, storage_order, dtype):
+    x = pool_input((2, 3, 7, 8), dtype)
     attrs = dict(attrs, storage_order=storage_order)
     actual, expected = run_outputs("MaxPool", [x], attrs, n_outputs=2), ours("MaxPool", [x], attrs, 2)
     for a, e in zip(actual, expected):
@@ -98,10 +109,11 @@ def test_max_pool_values_and_indices(attrs, storage_order):
     check(run("MaxPool", [x], attrs), expected[0])
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
 @pytest.mark.parametrize("attrs", POOL_CASES)
 @pytest.mark.parametrize("count_include_pad", [0, 1])
-def test_average_pool_matches_reference(attrs, count_include_pad):
-    x = pool_input((2, 3, 7, 8))
+def test_average_pool_matches_reference(attrs, count_include_pad, dtype):
+    x = pool_input((2, 3, 7, 8), dtype)
     attrs = dict(attrs, count_include_pad=count_include_pad)
     check(run("AveragePool", [x], attrs), ours("AveragePool", [x], attrs)[0])
 
@@ -113,8 +125,9 @@ def test_average_pool_matches_reference(attrs, count_include_pad):
     ((0, 3, 5, 5), {"kernel_shape": [2, 2]}),
     ((2, 1, 4, 4), {"kernel_shape": [5, 5], "pads": [2, 2, 2, 2], "strides": [3, 3], "ceil_mode": 1}),
 ])
-def test_pools_over_other_ranks(op, shape, attrs):
-    x = pool_input(shape)
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_pools_over_other_ranks(op, shape, attrs, dtype):
+    x = pool_input(shape, dtype)
     n_outputs = 2 if op == "MaxPool" else 1
     for a, e in zip(run_outputs(op, [x], attrs, n_outputs=n_outputs), ours(op, [x], attrs, n_outputs)):
         check(a, e)
@@ -128,11 +141,18 @@ def test_max_pool_nan_wins_and_padding_never_does():
         check(a, e)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
 @pytest.mark.parametrize("op", ["GlobalAveragePool", "GlobalMaxPool"])
 @pytest.mark.parametrize("shape", [(2, 3), (1, 4, 9), (2, 3, 5, 7), (1, 2, 3, 4, 5), (2, 3, 100, 3), (0, 3, 4, 4)])
-def test_global_pools_match_reference(op, shape):
-    x = draw("float32", shape)
+def test_global_pools_match_reference(op, shape, dtype):
+    x = draw(dtype, shape)
     check(run(op, [x]), ours(op, [x])[0])
+
+
+def test_float16_global_average_pool_accumulates_in_float32():
+    x = np.full((1, 2, 4, 4), 60000.0, np.float16)  # the plane's sum overflows float16, not float32
+    x[0, 1] = np.nan
+    check(run("GlobalAveragePool", [x]), np.array([60000.0, np.nan], np.float16).reshape(1, 2, 1, 1))
 
 
 @pytest.mark.parametrize("shape", [(3, 4), (2, 3, 5), (2, 3, 5, 7), (1, 2, 3, 2, 4), (0, 3, 4)])
@@ -192,6 +212,29 @@ def test_lp_normalization_matches_reference(shape, axis, p):
     check(run("LpNormalization", [x], {"axis": axis, "p": p}), ours("LpNormalization", [x], {"axis": axis, "p": p})[0])
 
 
+def normalization_case(op: str) -> tuple[list[np.ndarray], dict, set[int]]:
+    """float16 inputs, attributes and initializer positions of one ``op`` node."""
+    x = draw("float16", (2, 3, 5))
+    channel = [draw("float16", (3,)) for _ in range(3)]
+    if op == "BatchNormalization":
+        return [x, *channel, draw("float16", (3,), positive=True)], {"epsilon": 1e-3}, {1, 2, 3, 4}
+    if op == "InstanceNormalization":
+        return [x, *channel[:2]], {"epsilon": 1e-3}, set()
+    if op == "LayerNormalization":
+        return [draw("float16", (3, 200)), draw("float16", (200,)), draw("float16", (200,))], {"axis": 1}, set()
+    return [draw("float16", (1, 7, 4, 3))], {"size": 3, "alpha": 0.1, "beta": 0.75, "bias": 2.0}, set()
+
+
+@pytest.mark.parametrize("op", ["BatchNormalization", "InstanceNormalization", "LayerNormalization", "LRN"])
+def test_float16_normalization_rounds_a_float32_result_once(op):
+    inputs, attrs, constants = normalization_case(op)
+    actual = run(op, inputs, attrs, constants=constants)
+    expected = ours(op, [x.astype(np.float32) for x in inputs], attrs)[0]  # the same values in float32
+    assert actual.dtype == np.float16 and actual.shape == expected.shape
+    # half an ulp, and float32's own error of a normalization (amplified by 1 / std)
+    assert np.all(np.abs(actual.astype(np.float32) - expected) <= 2.0 ** -11 * np.abs(expected) + 1e-4)
+
+
 def test_supports_claims_only_what_the_kernels_handle():
     def supports(op, types, attrs=None, outputs=1):
         node = Node(op, [f"x{i}" for i in range(len(types))], [f"y{i}" for i in range(outputs)], attrs or {})
@@ -213,6 +256,14 @@ def test_supports_claims_only_what_the_kernels_handle():
     assert not supports("LayerNormalization", [f32[0], TensorType("float32", (8, 1))], {"axis": 2})
     assert not supports("LayerNormalization", [f32[0], TensorType("float32", (8,))], {"stash_type": 0})
     assert not supports("LpNormalization", f32[:1], {"p": 3})
+    f16 = [TensorType("float16", t.shape) for t in f32]
+    assert supports("Conv", f16) and not supports("Conv", [f16[0], f32[1]])
+    assert supports("MaxPool", f16[:1], {"kernel_shape": [2, 2]}, outputs=2)
+    assert supports("BatchNormalization", [f16[0]] + [TensorType("float16", (3,))] * 4)
+    assert supports("LayerNormalization", [f16[0], TensorType("float16", (1, 8))], {"axis": 2})
+    # its Mean and InvStdDev outputs are float32 (stash_type 1), which the float16 path would round
+    assert not supports("LayerNormalization", [f16[0], TensorType("float16", (1, 8))], {"axis": 2}, outputs=3)
+    assert not supports("LpNormalization", f16[:1])  # the float16 reference underflows where float32 does not
 
 
 def test_resnet_runs_on_opencl_as_on_cpu():

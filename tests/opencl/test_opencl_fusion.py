@@ -15,14 +15,18 @@ import dh_core as dh
 from dh_core.builder import GraphBuilder
 from dh_core.ir import Graph
 from tests.ops.oracle import ours
-from tests.opencl.test_opencl_backend import BACKEND, DEVICE, check
+from tests.opencl.test_opencl_backend import BACKEND, DEVICE, SPECIAL as SPECIALS, check
 
 RNG = np.random.default_rng(1)
-SPECIAL = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0, -2.5, 0.5, 1.5, 2.5, -3.0, 1e30], np.float32)
+SPECIAL, HALVES = SPECIALS["float32"], SPECIALS["float16"]
 
 
 def normal(*shape) -> np.ndarray:
     return RNG.normal(0, 2, shape).astype(np.float32)
+
+
+def half(*shape) -> np.ndarray:
+    return normal(*shape).astype(np.float16)
 
 
 def build(inputs: dict[str, np.ndarray], body) -> Graph:
@@ -76,8 +80,8 @@ def swish(b, x):
     return [b.node("Mul", x, b.node("Sigmoid", x))]
 
 
-def attributes(b, x):
-    low = b.constant(np.float32(-0.5), "low")
+def attributes(b, x, dtype=np.float32):
+    low = b.constant(dtype(-0.5), "low")
     y = b.node("LeakyRelu", x, alpha=0.2)
     y = b.node("HardSigmoid", b.node("Elu", y, alpha=0.7), alpha=0.3, beta=0.4)
     y = b.node("Clip", b.node("Gelu", y, approximate="tanh"), low, "")
@@ -118,6 +122,16 @@ CASES = {
     "nan and inf": (batchnorm_relu, {"x": SPECIAL, "scale": SPECIAL[:, None], "shift": SPECIAL[:, None, None]}, 1),
     "nan and inf, attributes": (attributes, {"x": SPECIAL}, 1),
     "nan and inf, variadic": (variadic, {"x": SPECIAL[:, None], "y": SPECIAL, "z": SPECIAL[:, None, None]}, 1),
+    "float16": (batchnorm_relu, {"x": half(2, 3, 4, 5), "scale": half(3, 1, 1), "shift": half(3, 1, 1)}, 1),
+    "float16 swish": (swish, {"x": half(4, 7)}, 1),
+    "float16 attributes": (lambda b, x: attributes(b, x, np.float16), {"x": half(3, 50)}, 1),
+    "float16 comparison to Where": (compare_select, {"x": half(5, 1), "y": half(6)}, 1),
+    "float16 variadic": (variadic, {"x": half(4, 1), "y": (np.abs(normal(3)) + 1).astype(np.float16),
+                                    "z": half(1, 1)}, 1),
+    "float16 scalars and zero-size": (residual, {"x": half(0, 1), "y": half()}, 1),
+    "float16 nan, inf, subnormals, overflow": (batchnorm_relu, {"x": HALVES, "scale": HALVES[:, None],
+                                                                "shift": HALVES[:, None, None]}, 1),
+    "float16 nan and inf, variadic": (variadic, {"x": HALVES[:, None], "y": HALVES, "z": HALVES[:, None, None]}, 1),
 }
 
 

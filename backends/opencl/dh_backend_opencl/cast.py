@@ -7,6 +7,9 @@ wrapping. float16 goes through float32 with vload_half / vstore_half_rte (round 
 nearest even), core OpenCL that needs no fp16 extension."""
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 from dh_core import dtypes as dt
@@ -14,7 +17,7 @@ from dh_core.ir import type_key
 
 from .elementwise import CTYPES
 from .runtime import Runtime
-from .table import OpKernel
+from .table import Make, OpKernel
 
 DTYPES = ("float16", "float32", "int32", "int64", "bool")
 INT_MIN = {"int32": "INT_MIN", "int64": "LONG_MIN"}
@@ -54,6 +57,11 @@ def cast_factory(rt: Runtime, node, types, attrs):
     src, dst = type_key(types[0]), dt.from_onnx(attrs["to"])
     if src == dst:
         return lambda x: x.copy()
+    return converter(rt, src, dst)
+
+
+def converter(rt: Runtime, src: str, dst: str):
+    """A function converting a device array of dtype ``src`` to a new one of ``dst``."""
     kernel = rt.kernel(cast_source(src, dst), "cast")
 
     def run(x):
@@ -63,6 +71,31 @@ def cast_factory(rt: Runtime, node, types, attrs):
         return y
 
     return run
+
+
+def widened(rt: Runtime, kernel: Callable[..., Any]) -> Callable[..., Any]:
+    """``kernel``, written for float32 device arrays, run on float16 ones: each float16
+    input is converted to float32 and each float32 output rounded to float16 once, so
+    the op computes in float32 throughout. Other inputs and outputs pass unchanged."""
+    to_float32, to_float16 = converter(rt, "float16", "float32"), converter(rt, "float32", "float16")
+
+    def narrow(y):
+        return to_float16(y) if y.dtype == np.float32 else y
+
+    def run(*xs):
+        out = kernel(*[to_float32(x) if x is not None and x.dtype == np.float16 else x for x in xs])
+        return tuple(map(narrow, out)) if isinstance(out, tuple) else narrow(out)
+
+    return run
+
+
+def widening(make: Make) -> Make:
+    """``make`` of a float32 kernel, its kernel :func:`widened` when input 0 is float16."""
+    def make_widened(rt, node, types, attrs, *consts):
+        kernel = make(rt, node, types, attrs, *consts)
+        return widened(rt, kernel) if type_key(types[0]) == "float16" else kernel
+
+    return make_widened
 
 
 def _cast_check(node, types):

@@ -1,5 +1,6 @@
-"""Conv in float32 over 1 to 3 spatial axes: im2col and the shared GEMM per group, or a
-direct kernel when each group has a single input channel (depthwise)."""
+"""Conv over 1 to 3 spatial axes: im2col and the shared GEMM per group, or a direct
+kernel when each group has a single input channel (depthwise). float32; float16 is
+converted to float32 on the way in and rounded once on the way out."""
 from __future__ import annotations
 
 import math
@@ -14,6 +15,8 @@ from dh_core.ir import type_key
 from dh_core.ops.conv import AUTO_PADS
 
 from .geometry import Windows
+from .cast import widening
+from .elementwise import FLOATS
 from .gemm import gemm
 from .runtime import Runtime, source
 from .table import OpKernel, rank
@@ -118,7 +121,7 @@ def _plan(rt: Runtime, x_shape, w_shape, group: int, attrs: dict) -> _Plan:
 
 def _check(node, types) -> bool:
     x, w, *b = types
-    if len(b) > 1 or any(type_key(t) != "float32" for t in types):
+    if len(b) > 1 or type_key(x) not in FLOATS or any(type_key(t) != type_key(x) for t in types):
         return False
     r = rank(x)
     attrs = node.attrs
@@ -126,4 +129,4 @@ def _check(node, types) -> bool:
             and attrs.get("auto_pad", "NOTSET") in AUTO_PADS and int(attrs.get("group", 1)) >= 1)
 
 
-KERNELS = {"Conv": OpKernel(_check, lambda rt, node, types, attrs: conv_factory(rt, attrs))}
+KERNELS = {"Conv": OpKernel(_check, widening(lambda rt, node, types, attrs: conv_factory(rt, attrs)))}

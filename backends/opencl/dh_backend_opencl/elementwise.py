@@ -2,7 +2,8 @@
 
 One kernel per (op, dtype) serves every shape: the output index is split into
 coordinates with the output shape, and each input is read through its broadcast
-strides (0 on broadcast axes), all passed in a small ``meta`` buffer."""
+strides (0 on broadcast axes), all passed in a small ``meta`` buffer. float16 is held
+as float between its load and its one rounding on store, on every device."""
 from __future__ import annotations
 
 import math
@@ -19,7 +20,9 @@ from .table import OpKernel
 
 CTYPES = {"float32": "float", "float16": "half", "int32": "int", "int64": "long", "bool": "uchar",
           "int8": "char", "int16": "short", "uint8": "uchar", "uint16": "ushort", "uint32": "uint", "uint64": "ulong"}
-FLOATS = ("float32",)
+FLOATS = ("float32", "float16")
+"""float16 is stored as half and computed in float: read with vload_half, rounded once
+on store with vstore_half_rte (core OpenCL, no fp16 extension needed)."""
 INTS = ("int32", "int64")
 BOOL = ("bool",)
 EXPONENTS = ("float16", "float32", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
@@ -122,9 +125,21 @@ OPS: dict[str, Elementwise] = {
 PRELUDE = """\
 #pragma OPENCL FP_CONTRACT OFF
 typedef {T} T;
-// max and min; for floats a nan on either side wins
+{round}// max and min; for floats a nan on either side wins
 inline T max_(T a, T b) {{ return ({nan}a > b) ? a : b; }}
 inline T min_(T a, T b) {{ return ({nan}a < b) ? a : b; }}
+"""
+
+ROUND_HALF = """\
+// a nan becomes the one quiet nan: which of two nans an operation returns depends on the
+// compiler's operand order, so fused and unfused kernels could differ in its sign
+inline void store_half(float x, long i, __global half* y) { vstore_half_rte(isnan(x) ? NAN : x, i, y); }
+// x rounded to the nearest half (ties to even), held as float: what store_half then a load gives
+inline float round_half(float x) {
+    ushort h;
+    vstore_half_rte(isnan(x) ? NAN : x, 0, (__private half*)&h);
+    return vload_half(0, (__private const half*)&h);
+}
 """
 
 HELPERS = {
@@ -151,7 +166,7 @@ inline T gelu_tanh(T a) { return a / (1.0f + exp(-1.5957691216057308f * (a + 0.0
 }
 
 TEMPLATE = """\
-{pragma}{prelude}{helpers}
+{prelude}{helpers}
 __kernel void ew({params}, __global const long* _meta, const long _n)
 {{
     long _i = get_global_id(0);
@@ -163,25 +178,26 @@ __kernel void ew({params}, __global const long* _meta, const long _n)
         _r /= _meta[1 + _d];
 {accumulate}
     }}
-{loads}{body}    _y[_i] = {result};
+{loads}{body}    {store};
 }}
 
 __kernel void ew_same({params}, const long _n)
 {{
     long _i = get_global_id(0);
     if (_i >= _n) return;
-{same_loads}{body}    _y[_i] = {result};
+{same_loads}{body}    {store};
 }}
 """
 
 
-def literal(value) -> str:
-    """An attribute value as an OpenCL C float literal (ints and bools as 0/1 ints)."""
+def literal(value, dtype: str = "float32") -> str:
+    """An attribute value as an OpenCL C float literal (ints and bools as 0/1 ints); a
+    float attribute of a float16 op is first rounded to float16, as the reference does."""
     if isinstance(value, (bool, int, np.integer)):
         return str(int(value))
     if isinstance(value, str):
         return value
-    v = float(np.float32(value))
+    v = float(np.float32(value).astype(np.float16 if dtype == "float16" else np.float32))
     if math.isnan(v):
         return "NAN"
     if math.isinf(v):
@@ -189,7 +205,7 @@ def literal(value) -> str:
     return f"{v!r}f"
 
 
-def expression(op: str, arity: int, attrs: dict, present: Sequence[bool] = ()) -> str:
+def expression(op: str, arity: int, attrs: dict, present: Sequence[bool] = (), dtype: str = "float32") -> str:
     """``op``'s expression over ``arity`` inputs, attributes filled in; Clip's depends
     on which bounds are ``present``; a variadic op folds with ``fold_<op>``."""
     spec = OPS[op]
@@ -203,7 +219,7 @@ def expression(op: str, arity: int, attrs: dict, present: Sequence[bool] = ()) -
             expr = f"min_({expr}, {next(rest)})"
         return expr
     if spec.arity is not None:
-        return spec.expr.format(**{k: literal(v) for k, v in attrs.items()})
+        return spec.expr.format(**{k: literal(v, dtype) for k, v in attrs.items()})
     expr = names[0]
     for name in names[1:]:
         expr = f"fold_{op}({expr}, {name})"
@@ -224,17 +240,21 @@ def output_ctype(op: str, dtype: str) -> str:
     return "uchar" if OPS[op].bool_out else CTYPES[dtype]
 
 
-def local_ctype(ctype: str, dtype: str) -> str:
-    """The C type an input of buffer type ``ctype`` is read into (half without the fp16
-    extension is read as float)."""
-    return "float" if ctype == "half" and dtype != "float16" else ctype
+def local_ctype(ctype: str) -> str:
+    """The C type a value of buffer type ``ctype`` is held in (half as float)."""
+    return "float" if ctype == "half" else ctype
+
+
+def rounded(ctype: str, value: str) -> str:
+    """``value`` (held in ``local_ctype(ctype)``) rounded as storing it as ``ctype`` would."""
+    return f"round_half({value})" if ctype == "half" else value
 
 
 def helpers_source(op: str, dtype: str) -> str:
     """The helper functions ``op``'s expression calls on ``dtype``."""
     helpers = HELPERS.get(op, {}).get("float" if dtype in FLOATS else "int", "")
-    if OPS[op].arity is None:
-        helpers += f"inline T fold_{op}(T a, T b) {{ return {OPS[op].expr}; }}\n"
+    if OPS[op].arity is None:  # each step rounds to the dtype, as the reference's does
+        helpers += f"inline T fold_{op}(T a, T b) {{ return {rounded(CTYPES[dtype], OPS[op].expr)}; }}\n"
     return helpers
 
 
@@ -246,17 +266,19 @@ def broadcast_source(dtype: str, helpers: str, inputs: Sequence[tuple[str, str]]
     params = ", ".join([f"__global {out}* _y"] + [f"__global const {t}* {n}_" for t, n in inputs])
     zero = "".join(f", _i{n} = 0" for n in names)
     accumulate = "\n".join(f"        _i{n} += _q * _meta[1 + {k + 1} * _nd + _d];" for k, n in enumerate(names))
+
     def load(t: str, n: str, index: str) -> str:
-        if local_ctype(t, dtype) != t:
+        if local_ctype(t) != t:
             return f"    float {n} = vload_half({index}, {n}_);\n"
         return f"    {t} {n} = {n}_[{index}];\n"
 
     loads = "".join(load(t, n, f"_i{n}") for t, n in inputs)
     same_loads = "".join(load(t, n, "_i") for t, n in inputs)
-    pragma = "#pragma OPENCL EXTENSION cl_khr_fp16 : enable\n" if dtype == "float16" else ""
-    prelude = PRELUDE.format(T=CTYPES[dtype], nan="isnan(a) || " if dtype in FLOATS else "")
-    return TEMPLATE.format(pragma=pragma, prelude=prelude, helpers=helpers, params=params, zero=zero,
-                           accumulate=accumulate, loads=loads, same_loads=same_loads, body=body, result=result)
+    store = f"store_half({result}, _i, _y)" if out == "half" else f"_y[_i] = {result}"
+    prelude = PRELUDE.format(T=local_ctype(CTYPES[dtype]), round=ROUND_HALF if dtype == "float16" else "",
+                             nan="isnan(a) || " if dtype in FLOATS else "")
+    return TEMPLATE.format(prelude=prelude, helpers=helpers, params=params, zero=zero, accumulate=accumulate,
+                           loads=loads, same_loads=same_loads, body=body, store=store)
 
 
 def kernel_source(op: str, dtype: str, arity: int | None = None, attrs: dict | None = None,
@@ -267,7 +289,7 @@ def kernel_source(op: str, dtype: str, arity: int | None = None, attrs: dict | N
     inputs = list(zip(input_ctypes(op, dtype, arity, exponent), "abcdefgh"))
     out = output_ctype(op, dtype)
     return broadcast_source(dtype, helpers_source(op, dtype), inputs, out,
-                            f"({out})({expression(op, arity, attrs or {}, present)})")
+                            f"({local_ctype(out)})({expression(op, arity, attrs or {}, present, dtype)})")
 
 
 def broadcast_meta(shapes: list[tuple[int, ...]]) -> tuple[tuple[int, ...], np.ndarray]:

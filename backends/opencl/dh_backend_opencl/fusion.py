@@ -25,7 +25,7 @@ from dh_core.ir import Graph, Node, TensorType, node_reads, type_key
 from dh_core.ops import registry
 
 from .elementwise import (OPS, broadcast_launcher, broadcast_source, expression, helpers_source, input_ctypes,
-                          local_ctype, output_ctype)
+                          local_ctype, output_ctype, rounded)
 
 DOMAIN = "dh.opencl.fused"
 """The domain of the nodes that stand for a fused group."""
@@ -72,9 +72,10 @@ class FusedGroup:
         functions, body = [], []
         for j, m in enumerate(self.members):
             params = ", ".join(f"{t} {n}" for t, n in zip(m.params, "abcdefgh"))
-            functions.append(f"inline {m.out} f{j}({params}) {{ return ({m.out})({m.expr}); }}\n")
+            held = local_ctype(m.out)
+            functions.append(f"inline {held} f{j}({params}) {{ return {rounded(m.out, f'({held})({m.expr})')}; }}\n")
             args = ", ".join(f"x{k}" if kind == "input" else f"v{k}" for kind, k in m.sources)
-            body.append(f"    {m.out} v{j} = f{j}({args});\n")
+            body.append(f"    {held} v{j} = f{j}({args});\n")
         inputs = [(t, f"x{k}") for k, t in enumerate(self.input_ctypes)]
         out = self.members[-1].out
         return broadcast_source(self.dtype, helpers + "".join(functions), inputs, out,
@@ -109,8 +110,8 @@ def _candidate(node: Node, graph: Graph, supports: Supports) -> _Candidate | Non
     arity = sum(present)
     ctypes = input_ctypes(node.op, dtype, arity, exponent)
     attrs = registry.get(node.op).full_attrs(node)
-    return _Candidate(dtype, tuple(local_ctype(t, dtype) for t in ctypes), tuple(ctypes),
-                      output_ctype(node.op, dtype), expression(node.op, arity, attrs, present),
+    return _Candidate(dtype, tuple(local_ctype(t) for t in ctypes), tuple(ctypes),
+                      output_ctype(node.op, dtype), expression(node.op, arity, attrs, present, dtype),
                       tuple(n for n in node.inputs if n))
 
 
@@ -135,7 +136,7 @@ def _groups(graph: Graph, candidates: Sequence[_Candidate | None]) -> list[list[
         g = next(iter(groups)) if len(groups) == 1 else -1
         if out in outputs or not readers or g < 0 or candidates[readers[0]].dtype != c.dtype:
             g = -1
-        elif any(p != c.out for r in readers for p, name in zip(candidates[r].params, candidates[r].inputs)
+        elif any(p != local_ctype(c.out) for r in readers for p, name in zip(candidates[r].params, candidates[r].inputs)
                  if name == out):
             g = -1
         elif len((outside[g] - {out}) | set(c.inputs)) > MAX_INPUTS:

@@ -1,5 +1,7 @@
 """Reductions, ArgMax/ArgMin, Softmax and LogSoftmax (``cl/reduce.cl``,
-``cl/argreduce.cl``, ``cl/softmax.cl``), float32 (ArgMax/ArgMin also int32/int64).
+``cl/argreduce.cl``, ``cl/softmax.cl``), float32 and float16 (ArgMax/ArgMin also
+int32/int64). float16 is read and written as half (``cl/half_io.cl``) and accumulates
+in float32 across every pass, rounded once at the end.
 
 A reduction over several axes runs one axis at a time, each pass a work-group tree
 over the middle axis of an (outer, R, inner) view; the element map (abs, square)
@@ -16,8 +18,8 @@ from dh_core.ir import type_key
 from dh_core.ops.reduce import reduce_axes
 from dh_core.ops.shapes import normalize_axis
 
-from .elementwise import CTYPES
-from .runtime import Runtime, host_values, source
+from .elementwise import CTYPES, FLOATS
+from .runtime import Runtime, half_io, host_values, program
 from .table import OpKernel, rank
 
 WG = 64
@@ -41,16 +43,19 @@ def _split(shape: tuple[int, ...], axis: int) -> tuple[int, int, int]:
     return math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1:])
 
 
-def reduce_factory(rt: Runtime, op: str, attrs: dict, axes_constant: np.ndarray | None):
-    """A reduction kernel; ``axes_constant`` is the axes initializer, if any."""
+def reduce_factory(rt: Runtime, op: str, dtype: str, attrs: dict, axes_constant: np.ndarray | None):
+    """A reduction kernel of ``dtype`` data; ``axes_constant`` is the axes initializer, if any."""
     combination, first_map, last_finish = REDUCTIONS[op]
     keepdims, noop = int(attrs["keepdims"]), int(attrs["noop_with_empty_axes"])
     elementwise_alone = bool(first_map or last_finish or combination == "OP_LOGSUMEXP")
 
+    half = dtype == "float16"
+
     def launch(x, outer, r, inner, first, last, scale):
-        macros = [combination, first_map if first else "", last_finish if last else ""]
-        kernel = rt.kernel(source("reduce.cl"), "reduce", " ".join(f"-D{m}" for m in macros if m))
-        y = rt.empty((outer * inner,), np.float32)
+        macros = [combination, first_map if first else "", last_finish if last else "",
+                  *half_io(half and first, half and last)]
+        kernel = rt.kernel(program("reduce.cl"), "reduce", " ".join(f"-D{m}" for m in macros if m))
+        y = rt.empty((outer * inner,), np.float16 if half and last else np.float32)
         if outer * inner:
             kernel(rt.queue, (outer * inner * WG,), (WG,), y.data, x.data if x.size else y.data,
                    np.int64(r), np.int64(inner), np.float32(scale))
@@ -78,8 +83,11 @@ def reduce_factory(rt: Runtime, op: str, attrs: dict, axes_constant: np.ndarray 
 
 
 def argreduce_factory(rt: Runtime, op: str, dtype: str, attrs: dict):
-    options = f"-DT={CTYPES[dtype]}" + (" -DFLOAT" if dtype == "float32" else "")
-    kernel = rt.kernel(source("argreduce.cl"), "argreduce", options)
+    if dtype in FLOATS:
+        options = " ".join(["-DT=float -DFLOAT", *(f"-D{m}" for m in half_io(dtype == "float16", False))])
+    else:
+        options = f"-DT={CTYPES[dtype]} -DIN_T={CTYPES[dtype]}"
+    kernel = rt.kernel(program("argreduce.cl"), "argreduce", options)
     is_min, last, keepdims = int(op == "ArgMin"), int(attrs["select_last_index"]), int(attrs["keepdims"])
 
     def run(x):
@@ -101,12 +109,13 @@ def argreduce_factory(rt: Runtime, op: str, dtype: str, attrs: dict):
     return run
 
 
-def softmax_factory(rt: Runtime, axis: int, log: bool = False):
-    kernel = rt.kernel(source("softmax.cl"), "softmax", "-DLOG" if log else "")
+def softmax_factory(rt: Runtime, dtype: str, axis: int, log: bool = False):
+    macros = ["LOG"] * log + half_io(dtype == "float16", dtype == "float16")
+    kernel = rt.kernel(program("softmax.cl"), "softmax", " ".join(f"-D{m}" for m in macros))
 
     def run(x):
         outer, r, inner = _split(x.shape, axis % x.ndim)
-        y = rt.empty(x.shape, np.float32)
+        y = rt.empty(x.shape, np.dtype(dtype))
         if outer * inner and r:
             kernel(rt.queue, (outer * inner,), None, y.data, x.data, np.int64(r), np.int64(inner))
         return y
@@ -116,28 +125,30 @@ def softmax_factory(rt: Runtime, axis: int, log: bool = False):
 
 def _reduce_check(node, types):
     data, *axes = types
-    return (type_key(data) == "float32" and rank(data) is not None
+    return (type_key(data) in FLOATS and rank(data) is not None
             and all(type_key(t) == "int64" for t in axes))
 
 
 def _argreduce_check(node, types):
-    return len(types) == 1 and type_key(types[0]) in ("float32", "int32", "int64") and (rank(types[0]) or 0) >= 1
+    return len(types) == 1 and type_key(types[0]) in FLOATS + ("int32", "int64") and (rank(types[0]) or 0) >= 1
 
 
 def _softmax_check(node, types):
-    return len(types) == 1 and type_key(types[0]) == "float32" and (rank(types[0]) or 0) >= 1
+    return len(types) == 1 and type_key(types[0]) in FLOATS and (rank(types[0]) or 0) >= 1
 
 
 def _make_reduce(op: str):
     def make(rt, node, types, attrs, consts):
-        return reduce_factory(rt, op, attrs, consts[1] if len(consts) > 1 else None)
+        return reduce_factory(rt, op, type_key(types[0]), attrs, consts[1] if len(consts) > 1 else None)
 
     return make
 
 
 KERNELS = {
-    "Softmax": OpKernel(_softmax_check, lambda rt, node, types, attrs: softmax_factory(rt, attrs["axis"])),
-    "LogSoftmax": OpKernel(_softmax_check, lambda rt, node, types, attrs: softmax_factory(rt, attrs["axis"], True)),
+    "Softmax": OpKernel(_softmax_check, lambda rt, node, types, attrs:
+                        softmax_factory(rt, type_key(types[0]), attrs["axis"])),
+    "LogSoftmax": OpKernel(_softmax_check, lambda rt, node, types, attrs:
+                           softmax_factory(rt, type_key(types[0]), attrs["axis"], True)),
     **{op: OpKernel(_argreduce_check, lambda rt, node, types, attrs, op=op:
                     argreduce_factory(rt, op, type_key(types[0]), attrs))
        for op in ("ArgMax", "ArgMin")},

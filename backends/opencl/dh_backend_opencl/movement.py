@@ -1,4 +1,4 @@
-"""Movement ops on the device for float32, int32, int64 and bool.
+"""Movement ops on the device for float32, float16, int32, int64 and bool.
 
 One strided-copy kernel per element size (cl/strided_copy.cl) serves Transpose,
 Slice, Concat, Split, Expand and Tile; Gather and Pad have their own kernels; the
@@ -22,10 +22,12 @@ from dh_core.errors import ShapeError
 from dh_core.ir import type_key
 from dh_core.ops.shapes import normalize_axes
 
+from .elementwise import FLOATS
 from .runtime import Runtime, host_values, source
 from .table import OpKernel, rank
 
-DTYPES = ("float32", "int32", "int64", "bool")
+DTYPES = ("float32", "float16", "int32", "int64", "bool")
+"""Elements are moved as unsigned integers of their size, so float16 needs no extension."""
 WORDS = {1: "uchar", 2: "ushort", 4: "uint", 8: "ulong"}
 """The unsigned integer type a kernel moves an element of each size as."""
 INDEX_TYPES = {"int32": "int", "int64": "long"}
@@ -317,8 +319,8 @@ def _dropout_check(node, types):
     """Inference Dropout only: no mask output and no training_mode input."""
     inference = len(node.inputs) < 3 or not node.inputs[2]
     no_mask = len(node.outputs) < 2 or not node.outputs[1]
-    ratio_ok = len(types) < 2 or type_key(types[1]) in ("float32",)
-    return inference and no_mask and ratio_ok and type_key(types[0]) == "float32"
+    ratio_ok = len(types) < 2 or type_key(types[1]) in FLOATS
+    return inference and no_mask and ratio_ok and type_key(types[0]) in FLOATS
 
 
 def _gather_check(node, types):

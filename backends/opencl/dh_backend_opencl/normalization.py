@@ -1,5 +1,6 @@
 """Normalization kernels in float32: BatchNormalization (inference), Instance and
-LayerNormalization (a work-group per row), LRN and LpNormalization."""
+LayerNormalization (a work-group per row), LRN and LpNormalization; float16 runs them
+widened (``cast.widened``), except LpNormalization."""
 from __future__ import annotations
 
 import math
@@ -9,6 +10,8 @@ import numpy as np
 from dh_core.errors import ShapeError
 from dh_core.ir import type_key
 
+from .cast import widening
+from .elementwise import FLOATS
 from .kernels import WG, _split
 from .runtime import Runtime, source
 from .table import OpKernel, rank
@@ -128,7 +131,8 @@ def lp_norm_factory(rt: Runtime, attrs: dict):
 
 
 def _floats(types) -> bool:
-    return all(type_key(t) == "float32" for t in types)
+    """All float32 or all float16 (which the float32 kernels run widened)."""
+    return type_key(types[0]) in FLOATS and all(type_key(t) == type_key(types[0]) for t in types)
 
 
 def _outputs(node) -> int:
@@ -149,6 +153,8 @@ def _layer_norm_check(node, types) -> bool:
     x, *params = types
     if not (_floats(types) and 1 <= len(params) <= 2 and node.attrs.get("stash_type", 1) == 1):
         return False
+    if type_key(x) == "float16" and _outputs(node) > 1:  # the statistics stay float32: not widened
+        return False
     r = rank(x)
     axis = node.attrs.get("axis", -1)
     if r is None or not -r <= axis < r:
@@ -165,17 +171,20 @@ def _lrn_check(node, types) -> bool:
 
 
 def _lp_norm_check(node, types) -> bool:
+    """float32 only: for float16 the reference squares in float16, so a subnormal's norm
+    underflows to 0 (output 0) where float32 keeps it (output 1)."""
     r = rank(types[0]) if len(types) == 1 else None
-    return (r is not None and r >= 1 and _floats(types) and node.attrs.get("p", 2) in (1, 2)
+    return (r is not None and r >= 1 and type_key(types[0]) == "float32" and node.attrs.get("p", 2) in (1, 2)
             and -r <= node.attrs.get("axis", -1) < r)
 
 
 KERNELS = {
-    "BatchNormalization": OpKernel(_batch_norm_check, lambda rt, node, types, attrs: batch_norm_factory(rt, attrs)),
-    "InstanceNormalization": OpKernel(_instance_norm_check,
-                                      lambda rt, node, types, attrs: instance_norm_factory(rt, attrs)),
-    "LayerNormalization": OpKernel(_layer_norm_check, lambda rt, node, types, attrs: layer_norm_factory(
-        rt, attrs, len(node.outputs) > 1)),
-    "LRN": OpKernel(_lrn_check, lambda rt, node, types, attrs: lrn_factory(rt, attrs)),
+    "BatchNormalization": OpKernel(_batch_norm_check, widening(lambda rt, node, types, attrs:
+                                                               batch_norm_factory(rt, attrs))),
+    "InstanceNormalization": OpKernel(_instance_norm_check, widening(lambda rt, node, types, attrs:
+                                                                     instance_norm_factory(rt, attrs))),
+    "LayerNormalization": OpKernel(_layer_norm_check, widening(lambda rt, node, types, attrs: layer_norm_factory(
+        rt, attrs, len(node.outputs) > 1))),
+    "LRN": OpKernel(_lrn_check, widening(lambda rt, node, types, attrs: lrn_factory(rt, attrs))),
     "LpNormalization": OpKernel(_lp_norm_check, lambda rt, node, types, attrs: lp_norm_factory(rt, attrs)),
 }

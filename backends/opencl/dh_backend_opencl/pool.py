@@ -1,6 +1,7 @@
-"""Pooling in float32: MaxPool (with its optional Indices output) and AveragePool over
-1 to 3 spatial axes, one work-item per output element; GlobalAveragePool and
-GlobalMaxPool as a work-group reduction over each (image, channel) plane."""
+"""Pooling: MaxPool (with its optional Indices output) and AveragePool over 1 to 3
+spatial axes, one work-item per output element, in float32 (float16 widened to it,
+see ``cast.widened``); GlobalAveragePool and GlobalMaxPool as a work-group reduction
+over each (image, channel) plane, reading and writing float16 directly."""
 from __future__ import annotations
 
 import math
@@ -10,10 +11,12 @@ import numpy as np
 from dh_core.ir import type_key
 from dh_core.ops.conv import AUTO_PADS
 
+from .cast import widening
 from .conv import window_source
 from .geometry import Windows
 from .kernels import WG
-from .runtime import Runtime, source
+from .elementwise import FLOATS
+from .runtime import Runtime, half_io, program
 from .table import OpKernel, rank
 
 
@@ -69,14 +72,16 @@ def average_pool_factory(rt: Runtime, attrs: dict):
     return run
 
 
-def global_pool_factory(rt: Runtime, op: str):
-    """The mean or max of each (image, channel) plane, through the reduction kernel."""
+def global_pool_factory(rt: Runtime, op: str, dtype: str):
+    """The mean or max of each (image, channel) plane, through the reduction kernel
+    (float16 accumulates in float32 and rounds once)."""
     is_max = op == "GlobalMaxPool"
-    kernel = rt.kernel(source("reduce.cl"), "reduce", "-DOP_MAX" if is_max else "")
+    macros = ["OP_MAX"] * is_max + half_io(dtype == "float16", dtype == "float16")
+    kernel = rt.kernel(program("reduce.cl"), "reduce", " ".join(f"-D{m}" for m in macros))
 
     def run(x):
         out = x.shape[:2] + (1,) * (x.ndim - 2)
-        y = rt.empty(out, np.float32)
+        y = rt.empty(out, np.dtype(dtype))
         planes, size = math.prod(x.shape[:2]), math.prod(x.shape[2:])
         scale = 1.0 if is_max else (1.0 / size if size else math.nan)
         if planes:
@@ -89,13 +94,13 @@ def global_pool_factory(rt: Runtime, op: str):
 
 def _window_check(node, types) -> bool:
     attrs = node.attrs
-    return (len(types) == 1 and type_key(types[0]) == "float32" and rank(types[0]) in (3, 4, 5)
+    return (len(types) == 1 and type_key(types[0]) in FLOATS and rank(types[0]) in (3, 4, 5)
             and len(attrs.get("kernel_shape", ())) == rank(types[0]) - 2
             and attrs.get("auto_pad", "NOTSET") in AUTO_PADS)
 
 
 def _global_check(node, types) -> bool:
-    return len(types) == 1 and type_key(types[0]) == "float32" and (rank(types[0]) or 0) >= 2
+    return len(types) == 1 and type_key(types[0]) in FLOATS and (rank(types[0]) or 0) >= 2
 
 
 def _max_pool_check(node, types) -> bool:
@@ -103,9 +108,10 @@ def _max_pool_check(node, types) -> bool:
 
 
 KERNELS = {
-    "MaxPool": OpKernel(_max_pool_check, lambda rt, node, types, attrs: max_pool_factory(
-        rt, attrs, len(node.outputs) > 1 and bool(node.outputs[1]))),
-    "AveragePool": OpKernel(_window_check, lambda rt, node, types, attrs: average_pool_factory(rt, attrs)),
-    **{op: OpKernel(_global_check, lambda rt, node, types, attrs, op=op: global_pool_factory(rt, op))
+    "MaxPool": OpKernel(_max_pool_check, widening(lambda rt, node, types, attrs: max_pool_factory(
+        rt, attrs, len(node.outputs) > 1 and bool(node.outputs[1])))),
+    "AveragePool": OpKernel(_window_check, widening(lambda rt, node, types, attrs: average_pool_factory(rt, attrs))),
+    **{op: OpKernel(_global_check, lambda rt, node, types, attrs, op=op:
+                    global_pool_factory(rt, op, type_key(types[0])))
        for op in ("GlobalAveragePool", "GlobalMaxPool")},
 }

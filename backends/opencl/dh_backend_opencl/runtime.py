@@ -150,3 +150,13 @@ def host_values(buf: cl_array.Array) -> np.ndarray:
 def source(name: str) -> str:
     """The text of a kernel file shipped in ``cl/`` (read once per process)."""
     return resources.files(__package__).joinpath("cl", name).read_text()
+
+
+def program(*names: str) -> str:
+    """``cl/half_io.cl`` (float16 loads and stores) followed by the kernel files ``names``."""
+    return "".join(source(n) for n in ("half_io.cl", *names))
+
+
+def half_io(half_in: bool, half_out: bool) -> list[str]:
+    """The macros of ``cl/half_io.cl`` for float16 input and output."""
+    return ["HALF_IN"] * half_in + ["HALF_OUT"] * half_out

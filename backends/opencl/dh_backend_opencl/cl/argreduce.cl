@@ -1,7 +1,8 @@
 // ArgMax / ArgMin along the middle axis of a (outer, R, inner) array of T with a
 // work-group tree of (value, index) pairs, one work-group per output. As numpy's
 // argmax, a nan wins over any number; ties (nan ties included) go to the first
-// index, or to the last with "last". FLOAT is defined for floating-point T.
+// index, or to the last with "last". FLOAT is defined for floating-point T; float16
+// data (HALF_IN, see half_io.cl) is compared as float.
 #define WG 64
 #ifdef FLOAT
 #define IS_NAN(v) isnan(v)
@@ -20,7 +21,7 @@ inline int better(T v, long i, T w, long j, int is_min, int last) {
     return is_min ? v < w : v > w;
 }
 
-__kernel void argreduce(__global long* y, __global const T* x, const long R, const long inner,
+__kernel void argreduce(__global long* y, __global const IN_T* x, const long R, const long inner,
                         const int is_min, const int last)
 {
     __local T val[WG];
@@ -31,7 +32,7 @@ __kernel void argreduce(__global long* y, __global const T* x, const long R, con
     T best = 0;
     long at = -1;
     for (long r = lid; r < R; r += WG) {
-        const T v = x[base + r * inner];
+        const T v = LOAD_X(base + r * inner);
         if (better(v, r, best, at, is_min, last)) {
             best = v;
             at = r;

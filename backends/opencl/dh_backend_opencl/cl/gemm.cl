@@ -16,28 +16,29 @@
 #endif
 #define NR (NV * 16)
 
-__kernel void pack(__global float* dst, __global const float* src, __global const long* offsets,
+__kernel void pack(__global float* dst, __global const IN_T* src, __global const long* offsets,
                    const int rows, const int K, const int panels, const int width, const int kc,
                    const long s_row, const long s_k)
 {
     // Element (row, k) of the operand is src[offset + row * s_row + k * s_k]; it goes to
     // dst[batch][row / width][k][row % width]. Each work-item copies one panel over a
     // chunk of kc values of k (few, large work-items: PoCL pays per work-group). PoCL
-    // calls builtins (min, vload) out of line, so the loops here use none.
+    // calls builtins (min, vload) out of line, so the loops here use none, except
+    // vload_half for float16 operands (HALF_IN, see half_io.cl), converted here.
     const int p = get_global_id(0), k0 = get_global_id(1) * kc, batch = get_global_id(2);
     const int k1 = K < k0 + kc ? K : k0 + kc;
     const int valid = rows - p * width < width ? rows - p * width : width;
-    __global const float* from = src + offsets[batch] + (long)p * width * s_row;
+    __global const IN_T* from = src + offsets[batch] + (long)p * width * s_row;
     __global float* to = dst + ((long)batch * panels + p) * K * width;
     if (s_row == 1 && valid == width) {  // rows adjacent in memory: a unit-stride copy
         for (int k = k0; k < k1; ++k)
             for (int r = 0; r < width; ++r)
-                to[k * width + r] = from[k * s_k + r];
+                to[k * width + r] = LOAD(from, k * s_k + r);
         return;
     }
     for (int k = k0; k < k1; ++k) {
         for (int r = 0; r < valid; ++r)
-            to[k * width + r] = from[r * s_row + k * s_k];
+            to[k * width + r] = LOAD(from, r * s_row + k * s_k);
         for (int r = valid; r < width; ++r)
             to[k * width + r] = 0.0f;
     }

@@ -5,6 +5,8 @@
 // loaded value, FINISH_SQRT the result, and "scale" multiplies it (1/R for a mean).
 // OP_LOGSUMEXP takes the max first, then sums exp(x - max), shifting by 0 instead
 // when the max is infinite. Max and min let a nan on either side win, as numpy's do.
+// float16 data is read on the first pass and written on the last (half_io.cl); every
+// pass accumulates in float.
 #define WG 64
 
 inline float load(float v) {
@@ -48,7 +50,7 @@ inline float prod(float x, float v) { return x * v; }
     }                                                            \
     result = part[0];
 
-__kernel void reduce(__global float* y, __global const float* x,
+__kernel void reduce(__global OUT_T* y, __global const IN_T* x,
                      const long R, const long inner, const float scale)
 {
     __local float part[WG];
@@ -57,13 +59,13 @@ __kernel void reduce(__global float* y, __global const float* x,
     const long base = (g / inner) * R * inner + g % inner;
     float acc = IDENTITY, result;
     for (long r = lid; r < R; r += WG)
-        acc = COMBINE(acc, load(x[base + r * inner]));
+        acc = COMBINE(acc, load(LOAD_X(base + r * inner)));
     GROUP_COMBINE(result, COMBINE, acc)
 #ifdef OP_LOGSUMEXP
     const float shift = isinf(result) ? 0.0f : result;
     float total = 0.0f;
     for (long r = lid; r < R; r += WG)
-        total += exp(load(x[base + r * inner]) - shift);
+        total += exp(load(LOAD_X(base + r * inner)) - shift);
     GROUP_COMBINE(result, sum, total)
     result = log(result) + shift;
 #endif
@@ -71,5 +73,5 @@ __kernel void reduce(__global float* y, __global const float* x,
     result = sqrt(result);
 #endif
     if (lid == 0)
-        y[g] = result * scale;
+        STORE_Y(g, result * scale);
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from dh_core.ir import type_key
 
 from .conv import window_source
 from .pool import _geometry_cache as geometry_cache, _window_check as window_check
@@ -30,7 +31,7 @@ def lp_pool_factory(rt: Runtime, attrs: dict):
 
 def _check(node, types) -> bool:
     """Pooling's window check; p from 1 up (p = 0 has no norm)."""
-    return window_check(node, types) and int(node.attrs.get("p", 2)) >= 1
+    return window_check(node, types) and type_key(types[0]) == "float32" and int(node.attrs.get("p", 2)) >= 1
 
 
 KERNELS = {"LpPool": OpKernel(_check, lambda rt, node, types, attrs: lp_pool_factory(rt, attrs))}

@@ -119,9 +119,9 @@ def _plan(rt: Runtime, x_shape, w_shape, group: int, attrs: dict) -> _Plan:
     return p
 
 
-def _check(node, types) -> bool:
+def _check(node, types, dtypes: tuple[str, ...] = FLOATS) -> bool:
     x, w, *b = types
-    if len(b) > 1 or type_key(x) not in FLOATS or any(type_key(t) != type_key(x) for t in types):
+    if len(b) > 1 or type_key(x) not in dtypes or any(type_key(t) != type_key(x) for t in types):
         return False
     r = rank(x)
     attrs = node.attrs

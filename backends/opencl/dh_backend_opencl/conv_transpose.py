@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 
 from dh_core.errors import ShapeError
-from dh_core.ir import type_key
 from dh_core.ops.conv import ConvTranspose
 
 from .conv import _check as conv_check  # the same inputs, dtypes and attributes
@@ -87,7 +86,7 @@ def conv_transpose_factory(rt: Runtime, attrs: dict):
 
 def _check(node, types) -> bool:
     """Conv's inputs and attributes, float32 only."""
-    return conv_check(node, types) and all(type_key(t) == "float32" for t in types)
+    return conv_check(node, types, dtypes=("float32",))
 
 
 KERNELS = {"ConvTranspose": OpKernel(_check, lambda rt, node, types, attrs: conv_transpose_factory(rt, attrs))}

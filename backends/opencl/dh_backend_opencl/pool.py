@@ -55,21 +55,25 @@ def max_pool_factory(rt: Runtime, attrs: dict, with_indices: bool):
     return run
 
 
-def average_pool_factory(rt: Runtime, attrs: dict):
-    kernel = rt.kernel(window_source("pool.cl"), "average_pool")
+def window_pool_factory(rt: Runtime, attrs: dict, file: str, name: str, setting: np.int32):
+    """Kernel ``name(y, setting, x, g)`` of ``file`` (after window.cl), one work-item per
+    output element of each (image, channel) plane."""
+    kernel = rt.kernel(window_source(file), name)
     geometry = _geometry_cache(rt, attrs)
-    include_pad = np.int32(attrs["count_include_pad"])
 
     def run(x):
         out, meta = geometry(x.shape)
         y = rt.empty(out, np.float32)
         if y.size:
             planes, positions = out[0] * out[1], math.prod(out[2:])
-            kernel(rt.queue, (positions, planes), None, y.data, include_pad, x.data if x.size else y.data,
-                   meta.data)
+            kernel(rt.queue, (positions, planes), None, y.data, setting, x.data if x.size else y.data, meta.data)
         return y
 
     return run
+
+
+def average_pool_factory(rt: Runtime, attrs: dict):
+    return window_pool_factory(rt, attrs, "pool.cl", "average_pool", np.int32(attrs["count_include_pad"]))
 
 
 def global_pool_factory(rt: Runtime, op: str, dtype: str):
@@ -92,9 +96,9 @@ def global_pool_factory(rt: Runtime, op: str, dtype: str):
     return run
 
 
-def _window_check(node, types) -> bool:
+def _window_check(node, types, dtypes: tuple[str, ...] = FLOATS) -> bool:
     attrs = node.attrs
-    return (len(types) == 1 and type_key(types[0]) in FLOATS and rank(types[0]) in (3, 4, 5)
+    return (len(types) == 1 and type_key(types[0]) in dtypes and rank(types[0]) in (3, 4, 5)
             and len(attrs.get("kernel_shape", ())) == rank(types[0]) - 2
             and attrs.get("auto_pad", "NOTSET") in AUTO_PADS)
 

@@ -72,14 +72,11 @@ __kernel void conv_direct(__global float* y, __global const float* x, __global c
     float acc = 0.0f;
     for (int c = 0; c < Cg; ++c) {
         __global const float* xc = x + (n * C + c0 + c) * plane;
-        for (int kd = 0; kd < KERNEL(0); ++kd)
-            for (int kh = 0; kh < KERNEL(1); ++kh)
-                for (int kw = 0; kw < KERNEL(2); ++kw) {
-                    const float wv = *wm++;
-                    const int3 i = tap_position(g, o, (int3)(kd, kh, kw));
-                    if (inside(g, i))
-                        acc += wv * xc[plane_offset(g, i)];
-                }
+        FOR_EACH_TAP(g, o,
+            const float wv = *wm++;
+            if (inside(g, i))
+                acc += wv * xc[plane_offset(g, i)];
+        )
     }
     if (has_bias)
         acc += bias[m];

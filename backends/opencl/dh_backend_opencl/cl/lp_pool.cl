@@ -21,28 +21,22 @@ __kernel void lp_pool(__global float* y, const int p_norm, __global const float*
     __global const float* xp = x + plane * (long)SIZE(0) * SIZE(1) * SIZE(2);
     float largest = 0.0f;
     int has_nan = 0;
-    for (int kd = 0; kd < KERNEL(0); ++kd)
-        for (int kh = 0; kh < KERNEL(1); ++kh)
-            for (int kw = 0; kw < KERNEL(2); ++kw) {
-                const int3 i = tap_position(g, o, (int3)(kd, kh, kw));
-                if (inside(g, i)) {
-                    const float v = fabs(xp[plane_offset(g, i)]);
-                    has_nan |= isnan(v);
-                    largest = fmax(largest, v);
-                }
-            }
+    FOR_EACH_TAP(g, o,
+        if (inside(g, i)) {
+            const float v = fabs(xp[plane_offset(g, i)]);
+            has_nan |= isnan(v);
+            largest = fmax(largest, v);
+        }
+    )
     float norm = largest;
     if (has_nan) {
         norm = NAN;
     } else if (largest > 0.0f && !isinf(largest)) {
         float total = 0.0f;
-        for (int kd = 0; kd < KERNEL(0); ++kd)
-            for (int kh = 0; kh < KERNEL(1); ++kh)
-                for (int kw = 0; kw < KERNEL(2); ++kw) {
-                    const int3 i = tap_position(g, o, (int3)(kd, kh, kw));
-                    if (inside(g, i))
-                        total += power(fabs(xp[plane_offset(g, i)]) / largest, p_norm);
-                }
+        FOR_EACH_TAP(g, o,
+            if (inside(g, i))
+                total += power(fabs(xp[plane_offset(g, i)]) / largest, p_norm);
+        )
         norm = largest * (p_norm == 1 ? total : p_norm == 2 ? sqrt(total) : pow(total, 1.0f / p_norm));
     }
     y[plane * P + p] = norm;

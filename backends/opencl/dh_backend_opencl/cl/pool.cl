@@ -15,18 +15,15 @@ __kernel void max_pool(__global float* y, __global long* indices, const int want
     __global const float* xp = x + plane * plane_size;
     float best = -INFINITY;
     long at = -1;
-    for (int kd = 0; kd < KERNEL(0); ++kd)
-        for (int kh = 0; kh < KERNEL(1); ++kh)
-            for (int kw = 0; kw < KERNEL(2); ++kw) {
-                const int3 i = tap_position(g, o, (int3)(kd, kh, kw));
-                if (!inside(g, i))
-                    continue;
-                const float v = xp[plane_offset(g, i)];
-                if (at < 0 || v > best || (isnan(v) && !isnan(best))) {
-                    best = v;
-                    at = col_major ? i.x + (long)SIZE(0) * (i.y + (long)SIZE(1) * i.z) : plane_offset(g, i);
-                }
-            }
+    FOR_EACH_TAP(g, o,
+        if (!inside(g, i))
+            continue;
+        const float v = xp[plane_offset(g, i)];
+        if (at < 0 || v > best || (isnan(v) && !isnan(best))) {
+            best = v;
+            at = col_major ? i.x + (long)SIZE(0) * (i.y + (long)SIZE(1) * i.z) : plane_offset(g, i);
+        }
+    )
     y[plane * P + p] = best;
     if (want_indices)
         indices[plane * P + p] = at < 0 ? -1 : plane * plane_size + at;
@@ -43,18 +40,15 @@ __kernel void average_pool(__global float* y, const int count_include_pad,
     __global const float* xp = x + plane * (long)SIZE(0) * SIZE(1) * SIZE(2);
     float total = 0.0f;
     int count = 0;
-    for (int kd = 0; kd < KERNEL(0); ++kd)
-        for (int kh = 0; kh < KERNEL(1); ++kh)
-            for (int kw = 0; kw < KERNEL(2); ++kw) {
-                const int3 i = tap_position(g, o, (int3)(kd, kh, kw));
-                if (inside(g, i)) {
-                    total += xp[plane_offset(g, i)];
-                    ++count;
-                } else if (count_include_pad && -BEGIN(0) <= i.x && i.x < SIZE(0) + END(0)
-                           && -BEGIN(1) <= i.y && i.y < SIZE(1) + END(1)
-                           && -BEGIN(2) <= i.z && i.z < SIZE(2) + END(2)) {
-                    ++count;
-                }
-            }
+    FOR_EACH_TAP(g, o,
+        if (inside(g, i)) {
+            total += xp[plane_offset(g, i)];
+            ++count;
+        } else if (count_include_pad && -BEGIN(0) <= i.x && i.x < SIZE(0) + END(0)
+                   && -BEGIN(1) <= i.y && i.y < SIZE(1) + END(1)
+                   && -BEGIN(2) <= i.z && i.z < SIZE(2) + END(2)) {
+            ++count;
+        }
+    )
     y[plane * P + p] = total / (float)count;
 }

@@ -37,3 +37,13 @@ inline long plane_offset(__global const int* g, int3 i)
 {
     return ((long)i.x * SIZE(1) + i.y) * SIZE(2) + i.z;
 }
+
+// Runs BODY for every kernel tap (kd, kh, kw) with i, the input coordinates the tap
+// reads for output coordinates o (inside the input or in the pads: see inside()).
+#define FOR_EACH_TAP(g, o, BODY)                                                        \
+    for (int kd = 0; kd < KERNEL(0); ++kd)                                              \
+        for (int kh = 0; kh < KERNEL(1); ++kh)                                          \
+            for (int kw = 0; kw < KERNEL(2); ++kw) {                                    \
+                const int3 i = tap_position(g, o, (int3)(kd, kh, kw));                  \
+                BODY                                                                    \
+            }
